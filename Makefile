@@ -32,7 +32,7 @@ unit:
 
 # ansible-test must run from the collection's ansible_collections/ path
 sanity:
-	cd $(COLL) && ansible-test sanity --python 3.11 --requirements-mode skip --color no $(SANITY_ARGS) 2>&1 | grep -v -E '^b.!!' ; exit $${PIPESTATUS[0]}
+	bash scripts/sanity.sh $(SANITY_ARGS)
 
 lint:
 	ansible-lint --profile production --offline

@@ -20,6 +20,7 @@ missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v haproxy    >/dev/null 2>&1 || missing+=(haproxy)
 command -v socat      >/dev/null 2>&1 || missing+=(socat)
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v chromium   >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
