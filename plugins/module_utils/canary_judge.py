@@ -1,0 +1,854 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the stagegate.rollout project
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Anytime-valid canary-vs-baseline judge (pure Python, stdlib only).
+
+Usage::
+
+    judge = CanaryJudge(alpha=0.01, canary_share=0.5)
+    result = judge.observe(baseline={"requests": 1000, "errors": 9},
+                           canary={"requests": 1010, "errors": 11})
+    result["verdict"]   # "continue" | "fail" | "pass" | "inconclusive"
+
+Counts are cumulative since the analysis started (Prometheus counters).  Every
+call turns the increments since the previous call into one *batch* and updates
+a set of e-processes (test supermartingales).  By Ville's inequality an
+e-process crosses 1/a with probability at most a however often and whenever
+it is looked at, so the verdict may be requested after every scrape.
+
+Method (details and references in docs/canary_judge.md):
+
+* Each monitored quantity is an *event stream*: errors, and for every latency
+  quantile q a "slow request" event (request slower than a histogram bucket
+  boundary b_q fixed at the baseline's q-quantile once enough baseline data has
+  been seen).
+* Within a batch, with n_c canary and n_b baseline requests (N = n_c + n_b,
+  theta0 = n_c / N) and m events of which x in the canary: if the canary is as
+  good as the baseline, the requests of the batch are exchangeable, so x is
+  hypergeometric.  For lambda >= 0 the e-value
+  ``exp(lambda * x) / B(lambda)`` has expectation <= 1 whenever B bounds the
+  hypergeometric moment generating function.  We use the smallest of four
+  valid bounds (Hoeffding 1963: sampling without replacement is dominated by
+  sampling with replacement, both ways round; Serfling 1974 for the finite
+  population correction).  For rare events the first one is the Lindon & Malek
+  (2020) Poisson-process reduction: each event is in the canary with
+  probability theta(r) = theta0 r / (theta0 r + 1 - theta0), r = the rate ratio.
+  Mixing over a grid of r > 1 gives the *fail* e-process.
+* The *pass* e-process tests H0': r >= margin against r < margin with the same
+  conditional binomial likelihood (Lindon & Malek's model), mixed over a grid of
+  r' < margin.  Pass needs every stream to prove non-inferiority
+  (intersection-union test, each at ``pass_alpha``).  Errors may alternatively
+  prove an absolute ceiling (``error_abs_margin``) so that a canary of a
+  service whose baseline has zero errors can pass once enough clean canary
+  requests are seen - never because of a lack of data.
+* alpha is split (Bonferroni) across the fail tests: ``error_weight`` of it to
+  errors, the rest shared equally by the latency quantiles, so
+  P(ever "fail" | canary as good as baseline) <= alpha over all metrics and
+  looks together.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import math
+import time
+
+VERDICTS = ("continue", "fail", "pass", "inconclusive")
+
+# Alternatives for the fail test (rate ratios r > 1) with prior weights.  The
+# weights favour the effects worth catching quickly (1.5x - 3x) but keep mass
+# on small and very large effects.
+FAIL_GRID = (
+    (1.15, 0.04), (1.3, 0.07), (1.5, 0.12), (1.75, 0.15), (2.0, 0.17),
+    (2.5, 0.15), (3.0, 0.11), (4.0, 0.08), (6.0, 0.06), (10.0, 0.05),
+)
+# Alternatives for the pass (non-inferiority) test, as multiples of 1 (the
+# canary as good as the baseline) - only those below the margin are used.
+PASS_GRID = ((0.5, 0.1), (0.7, 0.15), (0.85, 0.25), (1.0, 0.5))
+
+STATE_VERSION = 1
+
+
+class JudgeError(ValueError):
+    """Bad input to the judge; the message names the field."""
+
+
+class CounterResetError(JudgeError):
+    """A cumulative counter went backwards (a restart of the process)."""
+
+
+def _num(value, field):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise JudgeError("%s must be a number, got %r" % (field, value))
+    if value != value or value in (float("inf"), float("-inf")):
+        raise JudgeError("%s must be a finite number, got %r" % (field, value))
+    if value < 0:
+        raise JudgeError("%s must be >= 0 (a cumulative counter), got %r" % (field, value))
+    return value
+
+
+def _le(key, field):
+    if isinstance(key, str) and key.strip().lower() in ("+inf", "inf"):
+        return float("inf")
+    try:
+        val = float(key)
+    except (TypeError, ValueError):
+        raise JudgeError("%s: bucket bound %r is not a number (use +Inf for the last bucket)" % (field, key))
+    if val != val or val < 0:
+        raise JudgeError("%s: bucket bound %r must be >= 0" % (field, key))
+    return val
+
+
+def _parse_counts(counts, arm):
+    if not isinstance(counts, dict):
+        raise JudgeError("%s must be a dict with requests, errors and optional latency_buckets, got %r" % (arm, type(counts).__name__))
+    unknown = set(counts) - {"requests", "errors", "latency_buckets"}
+    if unknown:
+        raise JudgeError("%s: unknown keys %s (accepted: requests, errors, latency_buckets)" % (arm, sorted(unknown)))
+    if "requests" not in counts:
+        raise JudgeError("%s.requests is required" % arm)
+    req = _num(counts["requests"], "%s.requests" % arm)
+    err = _num(counts.get("errors", 0), "%s.errors" % arm)
+    if err > req:
+        raise JudgeError("%s.errors (%r) must not exceed %s.requests (%r)" % (arm, err, arm, req))
+    buckets = counts.get("latency_buckets")
+    if buckets is None:
+        return req, err, None
+    field = "%s.latency_buckets" % arm
+    if not isinstance(buckets, dict) or not buckets:
+        raise JudgeError("%s must be a non-empty dict {le_seconds: cumulative_count}" % field)
+    pairs = sorted((_le(k, field), _num(v, "%s[%s]" % (field, k))) for k, v in buckets.items())
+    bounds = [p[0] for p in pairs]
+    if len(set(bounds)) != len(bounds):
+        raise JudgeError("%s has duplicate bucket bounds" % field)
+    if bounds[-1] != float("inf"):
+        raise JudgeError("%s must contain the +Inf bucket (Prometheus le=\"+Inf\")" % field)
+    cum = [p[1] for p in pairs]
+    for i in range(1, len(cum)):
+        if cum[i] < cum[i - 1]:
+            raise JudgeError(
+                "%s is not cumulative: le=%s has %r < le=%s has %r (buckets must be non-decreasing in le)"
+                % (field, bounds[i], cum[i], bounds[i - 1], cum[i - 1]))
+    return req, err, (tuple(bounds), tuple(cum))
+
+
+def _log_mgf_bound(lam, x_total, n_c, n_b):
+    """log of an upper bound on E[exp(lam * X)] for X ~ Hypergeometric.
+
+    X = number of the ``x_total`` events of a batch that fall among its n_c
+    canary requests (N = n_c + n_b requests, exchangeable under H0).  lam may be
+    of either sign.  Minimum of four valid bounds.
+    """
+    m = x_total
+    n = n_c + n_b
+    if m <= 0 or n_c <= 0:
+        return 0.0
+    theta = n_c / n
+    pi = m / n
+    e = math.exp(lam)
+    # events sampled with replacement (Lindon & Malek's Bernoulli/Poisson model)
+    b1 = m * math.log1p(theta * (e - 1.0))
+    # canary requests sampled with replacement from the pooled batch
+    b2 = n_c * math.log1p(pi * (e - 1.0))
+    # Serfling (1974) with finite-population correction, both ways round
+    fpc_c = max(0.0, 1.0 - (n_c - 1.0) / n)
+    fpc_m = max(0.0, 1.0 - (m - 1.0) / n)
+    b3 = lam * n_c * pi + lam * lam * n_c * fpc_c / 8.0
+    b4 = lam * m * theta + lam * lam * m * fpc_m / 8.0
+    return min(b1, b2, b3, b4)
+
+
+def _interp_cdf(bounds, cum, x):
+    """Cumulative count at x by linear interpolation inside buckets (as histogram_quantile)."""
+    prev_b, prev_c = 0.0, 0.0
+    for b, c in zip(bounds, cum):
+        if x <= b:
+            if b == float("inf"):
+                return prev_c
+            if b <= prev_b:
+                return c
+            return prev_c + (c - prev_c) * (x - prev_b) / (b - prev_b)
+        prev_b, prev_c = b, c
+    return cum[-1]
+
+
+def histogram_quantile(q, bounds, cum):
+    """Prometheus-style quantile estimate from cumulative buckets (None if empty)."""
+    total = cum[-1]
+    if total <= 0:
+        return None
+    rank = q * total
+    prev_b, prev_c = 0.0, 0.0
+    for b, c in zip(bounds, cum):
+        if c >= rank:
+            if b == float("inf"):
+                return prev_b
+            if c == prev_c:
+                return b
+            return prev_b + (b - prev_b) * (rank - prev_c) / (c - prev_c)
+        prev_b, prev_c = b, c
+    return bounds[-2] if len(bounds) > 1 else None
+
+
+class _Stream:
+    """One event stream (errors, or slow requests above a latency boundary).
+
+    Keeps the log fail e-values (one per alternative of FAIL_GRID), the log
+    pass likelihood ratios and totals.
+    """
+
+    def __init__(self, name, alpha, pass_alpha, margin, abs_margin=None):
+        self.name = name
+        self.alpha = alpha
+        self.pass_alpha = pass_alpha
+        self.margin = margin
+        self.abs_margin = abs_margin
+        self.fail_log = [0.0] * len(FAIL_GRID)
+        self.pass_alts = [(r, w) for r, w in PASS_GRID if r < margin]
+        wsum = sum(w for _, w in self.pass_alts)
+        self.pass_alts = [(r, w / wsum) for r, w in self.pass_alts]
+        self.pass_log = [0.0] * len(self.pass_alts)
+        # absolute-ceiling test on the canary alone (errors only)
+        self.abs_alts = []
+        if abs_margin:
+            self.abs_alts = [(abs_margin * f, w) for f, w in ((0.0, 0.4), (0.25, 0.3), (0.5, 0.2), (0.75, 0.1))]
+        self.abs_log = [0.0] * len(self.abs_alts)
+        self.x_c = 0.0
+        self.x_b = 0.0
+        self.n_c = 0.0
+        self.n_b = 0.0
+
+    # -- update ---------------------------------------------------------
+    def update(self, x_c, x_b, n_c, n_b):
+        self.n_c += n_c
+        self.n_b += n_b
+        self.x_c += x_c
+        self.x_b += x_b
+        if self.abs_alts and n_c > 0:
+            c = self.abs_margin
+            for i, (p, _) in enumerate(self.abs_alts):
+                if p <= 0.0:
+                    self.abs_log[i] = -math.inf if x_c > 0 else self.abs_log[i] + n_c * -math.log1p(-c)
+                    continue
+                self.abs_log[i] += x_c * math.log(p / c) + (n_c - x_c) * (math.log1p(-p) - math.log1p(-c))
+        m = x_c + x_b
+        if m <= 0 or n_c <= 0 or n_b <= 0:
+            return
+        n = n_c + n_b
+        theta = n_c / n
+        one = 1.0 - theta
+        # fail test: exact under exchangeability (bounded MGF)
+        fl = self.fail_log
+        for i, (r, _) in enumerate(FAIL_GRID):
+            lam = math.log(r)
+            fl[i] += lam * x_c - _log_mgf_bound(lam, m, n_c, n_b)
+        # pass test: conditional binomial (Poisson-process model)
+        big = self.margin
+        den = math.log(one + theta * big)
+        lm = math.log(big)
+        pl = self.pass_log
+        for i, (r, _) in enumerate(self.pass_alts):
+            pl[i] += x_c * (math.log(r) - lm) - m * (math.log(one + theta * r) - den)
+
+    # -- statistics -------------------------------------------------------
+    @staticmethod
+    def _mix(logs, weights):
+        top = max(logs)
+        if top == -math.inf:
+            return 0.0
+        s = sum(w * math.exp(lv - top) for lv, w in zip(logs, weights))
+        return top + math.log(s) if s > 0 else -math.inf
+
+    def log_e_fail(self):
+        return self._mix(self.fail_log, [w for _, w in FAIL_GRID])
+
+    def log_e_pass(self):
+        if not self.pass_alts:
+            return 0.0
+        return self._mix(self.pass_log, [w for _, w in self.pass_alts])
+
+    def log_e_abs(self):
+        if not self.abs_alts:
+            return None
+        return self._mix(self.abs_log, [w for _, w in self.abs_alts])
+
+    def ratio_estimate(self):
+        if self.n_c <= 0 or self.n_b <= 0:
+            return None
+        rb = self.x_b / self.n_b
+        rc = self.x_c / self.n_c
+        if rb == 0:
+            return None if rc == 0 else float("inf")
+        return rc / rb
+
+    def _pooled_loglik(self, r):
+        """Conditional log likelihood of the rate ratio r with the pooled split."""
+        n = self.n_c + self.n_b
+        theta = self.n_c / n
+        m = self.x_c + self.x_b
+        return self.x_c * math.log(r) - m * math.log1p(theta * (r - 1.0))
+
+    def confidence_bounds(self, level_alpha):
+        """Time-uniform (1 - level_alpha) confidence sequence on the rate ratio.
+
+        Inverts one-sided mixture tests (the FAIL_GRID mixture, centred on each
+        candidate r0, each side at level_alpha / 2) with the conditional
+        binomial likelihood at the pooled request split (exact when the split
+        is constant over the analysis).  Returns (lower, upper); 0 / inf when
+        the data cannot bound that side yet.
+        """
+        if self.n_c <= 0 or self.n_b <= 0 or self.x_c + self.x_b <= 0:
+            return 0.0, float("inf")
+        cut = math.log(2.0 / level_alpha)
+        grid = [(math.log(g), w) for g, w in FAIL_GRID]
+
+        def excluded(log_r0, sign):
+            base = self._pooled_loglik(math.exp(log_r0))
+            s = 0.0
+            for lg, w in grid:
+                d = self._pooled_loglik(math.exp(log_r0 + sign * lg)) - base
+                s += w * math.exp(min(d, 700.0))
+            return s >= math.exp(cut)
+
+        def bound(sign):
+            # sign=+1: lower bound (largest r0 excluded by "r > r0" evidence)
+            lo, hi = -12.0, 12.0
+            if sign > 0:
+                if not excluded(lo, 1):
+                    return 0.0
+                if excluded(hi, 1):
+                    return float("inf")
+            else:
+                if not excluded(hi, -1):
+                    return float("inf")
+                if excluded(lo, -1):
+                    return 0.0
+            for _ in range(30):
+                mid = (lo + hi) / 2.0
+                if excluded(mid, sign) == (sign > 0):
+                    lo = mid
+                else:
+                    hi = mid
+            return math.exp(lo if sign > 0 else hi)
+
+        return bound(1), bound(-1)
+
+    def to_state(self):
+        return {
+            "name": self.name, "alpha": self.alpha, "pass_alpha": self.pass_alpha,
+            "margin": self.margin, "abs_margin": self.abs_margin,
+            "fail_log": list(self.fail_log), "pass_log": list(self.pass_log),
+"abs_log": [_enc(v) for v in self.abs_log],
+            "x_c": self.x_c, "x_b": self.x_b, "n_c": self.n_c, "n_b": self.n_b,
+        }
+
+    @classmethod
+    def from_state(cls, st):
+        s = cls(st["name"], st["alpha"], st["pass_alpha"], st["margin"], st.get("abs_margin"))
+        s.fail_log = [float(v) for v in st["fail_log"]]
+        s.pass_log = [float(v) for v in st["pass_log"]]
+        s.abs_log = [_dec(v) for v in st.get("abs_log", [])]
+        for k in ("x_c", "x_b", "n_c", "n_b"):
+            setattr(s, k, float(st[k]))
+        return s
+
+
+def _enc(v):
+    return "-inf" if v == -math.inf else v
+
+
+def _dec(v):
+    return -math.inf if v == "-inf" else float(v)
+
+
+def _finite(v):
+    """JSON-friendly float (inf -> None is lossy; keep big numbers readable)."""
+    if v is None:
+        return None
+    if v == float("inf"):
+        return "inf"
+    if v != v:
+        return None
+    return v
+
+
+class CanaryJudge:
+    """Sequential canary-vs-baseline judge; see module docstring and docs/canary_judge.md.
+
+    Options (all with defaults):
+
+    alpha (0.01): bound on P(verdict ever "fail" | canary as good as baseline).
+    canary_share (0.5): share of traffic routed to the canary, in (0, 1).  The
+        tests use the *observed* request split of every batch; the declared
+        share is used to flag a sample-ratio mismatch and to scale max_requests.
+    pass_alpha (0.05): bound on P(verdict "pass" | canary worse than a margin).
+    error_margin (1.25): non-inferiority margin on the error-rate ratio.
+    error_abs_margin (0.001): alternatively, errors are non-inferior when the
+        canary error rate is proven below this absolute rate (0 disables).
+    latency_quantiles ((0.5, 0.9, 0.99)): quantiles whose shift is tested.
+    latency_margin (0.05): non-inferiority margin on latency quantiles (+5%).
+    error_weight (0.5): share of alpha spent on the error test (the rest is
+        split equally across latency quantiles; all of it if no histogram).
+    min_requests (0): no "pass" before this many canary requests.
+    max_requests (None): canary requests after which the verdict becomes
+        "inconclusive" when neither proof has been reached.
+    max_seconds (None): same, in seconds since the first observation.
+    on_reset ("error"): a counter going backwards (restart) raises
+        CounterResetError; "rebase" restarts the increments from the new
+        reading (the look's batch is dropped, the evidence so far is kept).
+    srm_alpha (0.001): threshold of the sample-ratio-mismatch check on the
+        request split (reported, does not change the verdict).
+    confidence_bounds (True): report confidence-sequence bounds on every
+        look (a bisection; the benchmark turns it off for speed - it does not
+        change any verdict; the reason of a "fail" always carries the bound).
+    """
+
+    DEFAULTS = {
+        "alpha": 0.01,
+        "canary_share": 0.5,
+        "pass_alpha": 0.05,
+        "error_margin": 1.25,
+        "error_abs_margin": 0.001,
+        "latency_quantiles": (0.5, 0.9, 0.99),
+        "latency_margin": 0.05,
+        "error_weight": 0.5,
+        "min_requests": 0,
+        "max_requests": None,
+        "max_seconds": None,
+        "on_reset": "error",
+        "srm_alpha": 0.001,
+        "confidence_bounds": True,
+    }
+
+    def __init__(self, alpha=0.01, canary_share=0.5, **options):
+        unknown = set(options) - set(self.DEFAULTS)
+        if unknown:
+            raise JudgeError("unknown option(s) %s (accepted: %s)" % (sorted(unknown), ", ".join(sorted(self.DEFAULTS))))
+        opts = dict(self.DEFAULTS)
+        opts.update(options)
+        opts["alpha"] = alpha
+        opts["canary_share"] = canary_share
+        self.options = self._validate(opts)
+        self._reset_runtime()
+
+    # ------------------------------------------------------------------
+    @staticmethod
+    def _validate(o):
+        def prob(name, lo_open=True):
+            v = o[name]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0.0 < v < 1.0):
+                raise JudgeError("%s must be a number strictly between 0 and 1, got %r" % (name, v))
+            o[name] = float(v)
+
+        prob("alpha")
+        prob("canary_share")
+        prob("pass_alpha")
+        prob("srm_alpha")
+        v = o["error_weight"]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0.0 < v <= 1.0):
+            raise JudgeError("error_weight must be in (0, 1], got %r" % (v,))
+        v = o["error_margin"]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 1.0:
+            raise JudgeError("error_margin must be a ratio > 1 (e.g. 1.25), got %r" % (v,))
+        v = o["error_abs_margin"]
+        if v is None:
+            o["error_abs_margin"] = 0.0
+        elif isinstance(v, bool) or not isinstance(v, (int, float)) or not (0.0 <= v < 1.0):
+            raise JudgeError("error_abs_margin must be an error rate in [0, 1), got %r" % (v,))
+        v = o["latency_margin"]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0.0 < v < 10.0):
+            raise JudgeError("latency_margin must be a relative margin > 0 (0.05 = +5%%), got %r" % (v,))
+        qs = o["latency_quantiles"]
+        if isinstance(qs, (int, float)):
+            qs = [qs]
+        try:
+            qs = tuple(sorted(set(float(q) for q in qs)))
+        except (TypeError, ValueError):
+            raise JudgeError("latency_quantiles must be a list of numbers in (0, 1), got %r" % (o["latency_quantiles"],))
+        if any(not (0.0 < q < 1.0) for q in qs):
+            raise JudgeError("latency_quantiles must be in (0, 1), got %r" % (list(qs),))
+        o["latency_quantiles"] = list(qs)
+        for name in ("max_requests", "max_seconds"):
+            v = o[name]
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
+                raise JudgeError("%s must be a positive number or None, got %r" % (name, v))
+        v = o["min_requests"]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise JudgeError("min_requests must be >= 0, got %r" % (v,))
+        if not isinstance(o["confidence_bounds"], bool):
+            raise JudgeError("confidence_bounds must be true or false, got %r" % (o["confidence_bounds"],))
+        if o["on_reset"] not in ("error", "rebase"):
+            raise JudgeError("on_reset must be 'error' or 'rebase', got %r" % (o["on_reset"],))
+        return o
+
+    def _reset_runtime(self):
+        self.looks = 0
+        self.started_at = None
+        self.last = None          # last cumulative readings {arm: (req, err, buckets)}
+        self.bounds = None        # latency bucket bounds (tuple) once seen
+        self.use_latency = None   # decided on the first observation
+        self.errors = None        # _Stream
+        self.latency = []         # list of dicts {q, alpha, boundary, margin, stream}
+        self.resets = 0
+        self.final = None         # latched terminal verdict
+        self.n_c = 0.0
+        self.n_b = 0.0
+        self.hist_c = None        # cumulative latency counts used since start
+        self.hist_b = None
+
+    # ------------------------------------------------------------------
+    def _setup(self, has_latency):
+        o = self.options
+        self.use_latency = bool(has_latency) and bool(o["latency_quantiles"])
+        err_alpha = o["alpha"] * (o["error_weight"] if self.use_latency else 1.0)
+        self.errors = _Stream("errors", err_alpha, o["pass_alpha"], o["error_margin"],
+                              o["error_abs_margin"] or None)
+        self.latency = []
+        if self.use_latency:
+            per_q = o["alpha"] * (1.0 - o["error_weight"]) / len(o["latency_quantiles"])
+            for q in o["latency_quantiles"]:
+                self.latency.append({"q": q, "alpha": per_q, "boundary": None, "margin": None,
+                                     "stream": None, "shared_with": None})
+
+    def _min_baseline(self, q):
+        return max(50.0, 10.0 / (1.0 - q))
+
+    def _fix_boundaries(self, bounds, base_cum):
+        """Choose the bucket boundary of each quantile from the baseline histogram."""
+        total = base_cum[-1]
+        for item in self.latency:
+            if item["boundary"] is not None or item["shared_with"] is not None:
+                continue
+            q = item["q"]
+            if total < self._min_baseline(q):
+                continue
+            best = None
+            tq = math.log(q / (1.0 - q))
+            for i, b in enumerate(bounds[:-1]):
+                f = base_cum[i] / total
+                if not (0.0 < f < 1.0):
+                    continue
+                dist = abs(math.log(f / (1.0 - f)) - tq)
+                if best is None or dist < best[0]:
+                    best = (dist, i)
+            if best is None:
+                continue
+            i = best[1]
+            b = bounds[i]
+            prev_b = bounds[i - 1] if i > 0 else 0.0
+            prev_c = base_cum[i - 1] if i > 0 else 0.0
+            exceed = total - base_cum[i]
+            # exceedance the baseline would have at b / (1 + margin), i.e. if it
+            # were slower by the margin (linear interpolation in the bucket below b)
+            x = b / (1.0 + self.options["latency_margin"])
+            if x <= prev_b:
+                cdf_x = _interp_cdf(bounds, base_cum, x)
+            else:
+                cdf_x = prev_c + (base_cum[i] - prev_c) * (x - prev_b) / (b - prev_b)
+            exceed_shift = total - cdf_x
+            margin = max(exceed_shift / exceed, 1.0 + 1e-6) if exceed > 0 else 1.0 + self.options["latency_margin"]
+            # share one stream between quantiles mapped to the same boundary
+            owner = None
+            for other in self.latency:
+                if other is not item and other["boundary"] == b and other["stream"] is not None:
+                    owner = other
+            if owner is not None:
+                item["shared_with"] = owner["q"]
+                item["boundary"] = b
+                owner["stream"].alpha += item["alpha"]
+                continue
+            item["boundary"] = b
+            item["boundary_index"] = i
+            item["margin"] = margin
+            item["stream"] = _Stream("latency_p%g" % (q * 100), item["alpha"], self.options["pass_alpha"], margin)
+
+    # ------------------------------------------------------------------
+    def observe(self, baseline, canary, now=None):
+        """Feed cumulative counts; returns the result dict (see docs)."""
+        rb, eb, hb = _parse_counts(baseline, "baseline")
+        rc, ec, hc = _parse_counts(canary, "canary")
+        if (hb is None) != (hc is None):
+            raise JudgeError("latency_buckets must be given for both baseline and canary or for neither")
+        if hb is not None and hb[0] != hc[0]:
+            raise JudgeError("baseline.latency_buckets and canary.latency_buckets have different bucket bounds: %s vs %s"
+                             % (list(hb[0]), list(hc[0])))
+        now = time.time() if now is None else float(now)
+        if self.final is not None:
+            return self._result(self.final[0], self.final[1], now)
+        if self.errors is None:
+            self._setup(hb is not None)
+            self.started_at = now
+        if self.use_latency:
+            if hb is None:
+                raise JudgeError("latency_buckets were given on the first look and must be given on every look")
+            if self.bounds is None:
+                self.bounds = hb[0]
+            elif hb[0] != self.bounds:
+                raise JudgeError("latency_buckets bounds changed between looks: %s, was %s" % (list(hb[0]), list(self.bounds)))
+        cur = {"baseline": (rb, eb, hb[1] if hb else None), "canary": (rc, ec, hc[1] if hc else None)}
+        self.looks += 1
+        if self.last is None:
+            prev = {"baseline": (0.0, 0.0, None), "canary": (0.0, 0.0, None)}
+        else:
+            prev = self.last
+        reset = self._check_reset(prev, cur)
+        if reset:
+            if self.options["on_reset"] == "error":
+                raise CounterResetError(
+                    "%s went backwards (%s); the process was probably restarted. "
+                    "Start a new analysis, or use on_reset=rebase to continue from the new reading" % (reset, reset))
+            self.resets += 1
+            self.last = cur
+            return self._decide(now, note="counter reset (%s): rebased, this look's increment dropped" % reset)
+        self.last = cur
+        d_nb = cur["baseline"][0] - prev["baseline"][0]
+        d_nc = cur["canary"][0] - prev["canary"][0]
+        d_eb = cur["baseline"][1] - prev["baseline"][1]
+        d_ec = cur["canary"][1] - prev["canary"][1]
+        self.n_b += d_nb
+        self.n_c += d_nc
+        self.errors.update(d_ec, d_eb, d_nc, d_nb)
+        if self.use_latency:
+            cb, cc = cur["baseline"][2], cur["canary"][2]
+            pb = prev["baseline"][2] or [0.0] * len(cb)
+            pc = prev["canary"][2] or [0.0] * len(cc)
+            db = [a - b for a, b in zip(cb, pb)]
+            dc = [a - b for a, b in zip(cc, pc)]
+            if self.hist_b is None:
+                self.hist_b = [0.0] * len(cb)
+                self.hist_c = [0.0] * len(cc)
+            tot_b, tot_c = db[-1], dc[-1]
+            for item in self.latency:
+                st = item["stream"]
+                if st is None:
+                    continue
+                i = item["boundary_index"]
+                st.update(tot_c - dc[i], tot_b - db[i], tot_c, tot_b)
+            self.hist_b = [a + b for a, b in zip(self.hist_b, db)]
+            self.hist_c = [a + b for a, b in zip(self.hist_c, dc)]
+            # boundaries chosen from data up to now are used from the next batch on
+            self._fix_boundaries(self.bounds, self.hist_b)
+        return self._decide(now)
+
+    def _check_reset(self, prev, cur):
+        for arm in ("baseline", "canary"):
+            p, c = prev[arm], cur[arm]
+            if c[0] < p[0]:
+                return "%s.requests (%g < %g)" % (arm, c[0], p[0])
+            if c[1] < p[1]:
+                return "%s.errors (%g < %g)" % (arm, c[1], p[1])
+            if p[2] is not None and c[2] is not None:
+                for b, x, y in zip(self.bounds, c[2], p[2]):
+                    if x < y:
+                        return "%s.latency_buckets[le=%s] (%g < %g)" % (arm, b, x, y)
+        return None
+
+    # ------------------------------------------------------------------
+    def _streams(self):
+        out = [self.errors]
+        for item in self.latency:
+            if item["stream"] is not None:
+                out.append(item["stream"])
+        return out
+
+    def _decide(self, now, note=None):
+        o = self.options
+        # fail: any fail e-process crossed 1/alpha_i
+        for st in self._streams():
+            if st.log_e_fail() >= math.log(1.0 / st.alpha):
+                return self._finish("fail", self._reason_fail(st), now)
+        # pass: every stream proved non-inferiority (intersection-union)
+        proved = []
+        missing = []
+        thr = math.log(1.0 / o["pass_alpha"])
+        e_ok = self.errors.log_e_pass() >= thr
+        abs_le = self.errors.log_e_abs()
+        abs_ok = abs_le is not None and abs_le >= thr
+        if e_ok or abs_ok:
+            proved.append("errors")
+        else:
+            missing.append("errors")
+        for item in self.latency:
+            if item["shared_with"] is not None:
+                continue
+            st = item["stream"]
+            if st is not None and st.log_e_pass() >= thr:
+                proved.append(st.name)
+            else:
+                missing.append("latency_p%g" % (item["q"] * 100))
+        if not missing and self.n_c >= o["min_requests"]:
+            return self._finish("pass", "non-inferiority proven for %s after %d canary / %d baseline requests"
+                                % (", ".join(proved), self.n_c, self.n_b), now)
+        if o["max_requests"] is not None and self.n_c >= o["max_requests"]:
+            return self._finish("inconclusive", "max_requests (%d canary requests) reached without proof; not yet proven: %s"
+                                % (o["max_requests"], ", ".join(missing) or "min_requests"), now)
+        if o["max_seconds"] is not None and now - self.started_at >= o["max_seconds"]:
+            return self._finish("inconclusive", "max_seconds (%gs) reached without proof; not yet proven: %s"
+                                % (o["max_seconds"], ", ".join(missing) or "min_requests"), now)
+        reason = "no proof yet after %d canary / %d baseline requests; awaiting %s" % (
+            self.n_c, self.n_b, ", ".join(missing) if missing else "min_requests")
+        if note:
+            reason = note + "; " + reason
+        return self._result("continue", reason, now)
+
+    def _reason_fail(self, st):
+        est = st.ratio_estimate()
+        if st.name == "errors":
+            what = "error rate %.3g%% vs baseline %.3g%%" % (
+                100.0 * st.x_c / max(st.n_c, 1), 100.0 * st.x_b / max(st.n_b, 1))
+        else:
+            what = "%s: share of requests slower than %gs %.3g%% vs baseline %.3g%%" % (
+                st.name, self._boundary_of(st), 100.0 * st.x_c / max(st.n_c, 1), 100.0 * st.x_b / max(st.n_b, 1))
+        return "%s (ratio %s after %d canary requests); e-value %.3g >= %.3g" % (
+            what, "%.3g" % est if est is not None else "n/a", st.n_c,
+            math.exp(min(st.log_e_fail(), 700)), 1.0 / st.alpha)
+
+    def _boundary_of(self, st):
+        for item in self.latency:
+            if item["stream"] is st:
+                return item["boundary"]
+        return None
+
+    def _finish(self, verdict, reason, now):
+        self.final = (verdict, reason)
+        return self._result(verdict, reason, now)
+
+    def _stream_stats(self, st):
+        if self.options["confidence_bounds"] or self.final is not None:
+            lo, hi = st.confidence_bounds(self.options["alpha"])
+        else:
+            lo, hi = None, None
+        le_abs = st.log_e_abs()
+        d = {
+            "canary_events": st.x_c, "baseline_events": st.x_b,
+            "canary_requests": st.n_c, "baseline_requests": st.n_b,
+            "canary_rate": (st.x_c / st.n_c) if st.n_c else None,
+            "baseline_rate": (st.x_b / st.n_b) if st.n_b else None,
+            "ratio": _finite(st.ratio_estimate()),
+            "ratio_lower": _finite(lo), "ratio_upper": _finite(hi),
+            "e_fail": _finite(math.exp(min(st.log_e_fail(), 700))),
+            "fail_threshold": 1.0 / st.alpha,
+            "e_pass": _finite(math.exp(min(st.log_e_pass(), 700))),
+            "pass_threshold": 1.0 / self.options["pass_alpha"],
+            "margin": st.margin,
+        }
+        if le_abs is not None:
+            d["e_pass_abs"] = _finite(math.exp(min(le_abs, 700)))
+            d["abs_margin"] = st.abs_margin
+        return d
+
+    def _result(self, verdict, reason, now):
+        res = {
+            "verdict": verdict,
+            "reason": reason,
+            "looks": self.looks,
+            "elapsed_seconds": (now - self.started_at) if self.started_at is not None else 0.0,
+            "requests": {"canary": self.n_c, "baseline": self.n_b},
+            "alpha": self.options["alpha"],
+            "pass_alpha": self.options["pass_alpha"],
+            "resets": self.resets,
+        }
+        if self.errors is not None:
+            res["errors"] = self._stream_stats(self.errors)
+        lat = []
+        for item in self.latency:
+            entry = {"quantile": item["q"], "boundary_seconds": item["boundary"], "alpha": item["alpha"]}
+            if item["shared_with"] is not None:
+                entry["shared_with_quantile"] = item["shared_with"]
+            elif item["stream"] is not None:
+                entry.update(self._stream_stats(item["stream"]))
+            if self.hist_b is not None:
+                entry["baseline_quantile_seconds"] = histogram_quantile(item["q"], self.bounds, self.hist_b)
+                entry["canary_quantile_seconds"] = histogram_quantile(item["q"], self.bounds, self.hist_c)
+            lat.append(entry)
+        if self.use_latency:
+            res["latency"] = lat
+        res["srm"] = self._srm()
+        return res
+
+    def _srm(self):
+        """Sample-ratio mismatch check of the observed split against canary_share."""
+        s = self.options["canary_share"]
+        n = self.n_c + self.n_b
+        if n <= 0:
+            return {"observed_share": None, "mismatch": False}
+        obs = self.n_c / n
+        # anytime-valid check: Beta(1,1) mixture vs the declared share
+        k = self.n_c
+        log_m = (math.lgamma(k + 1) + math.lgamma(n - k + 1) - math.lgamma(n + 2)
+                 - k * math.log(s) - (n - k) * math.log(1 - s))
+        return {"observed_share": obs, "declared_share": s,
+                "mismatch": log_m >= math.log(1.0 / self.options["srm_alpha"])}
+
+    # ------------------------------------------------------------------
+    def to_state(self):
+        """JSON-serialisable state; CanaryJudge.from_state(state) resumes."""
+        lat = []
+        for item in self.latency:
+            e = {k: item.get(k) for k in ("q", "alpha", "boundary", "margin", "shared_with", "boundary_index")}
+            e["stream"] = item["stream"].to_state() if item["stream"] is not None else None
+            lat.append(e)
+        last = None
+        if self.last is not None:
+            last = {arm: [v[0], v[1], list(v[2]) if v[2] is not None else None] for arm, v in self.last.items()}
+        opts = dict(self.options)
+        return {
+            "version": STATE_VERSION,
+            "options": opts,
+            "looks": self.looks, "started_at": self.started_at, "last": last,
+            "bounds": [_enc_b(b) for b in self.bounds] if self.bounds is not None else None,
+            "use_latency": self.use_latency,
+            "errors": self.errors.to_state() if self.errors is not None else None,
+            "latency": lat, "resets": self.resets,
+            "final": list(self.final) if self.final else None,
+            "n_c": self.n_c, "n_b": self.n_b,
+            "hist_c": self.hist_c, "hist_b": self.hist_b,
+        }
+
+    @classmethod
+    def from_state(cls, state):
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            raise JudgeError("state: not a canary judge state of version %d" % STATE_VERSION)
+        opts = dict(state["options"])
+        alpha = opts.pop("alpha")
+        share = opts.pop("canary_share")
+        j = cls(alpha=alpha, canary_share=share, **opts)
+        j.looks = state["looks"]
+        j.started_at = state["started_at"]
+        if state["last"] is not None:
+            j.last = {arm: (v[0], v[1], tuple(v[2]) if v[2] is not None else None) for arm, v in state["last"].items()}
+        j.bounds = tuple(_dec_b(b) for b in state["bounds"]) if state["bounds"] is not None else None
+        j.use_latency = state["use_latency"]
+        j.errors = _Stream.from_state(state["errors"]) if state["errors"] is not None else None
+        j.latency = []
+        for e in state["latency"]:
+            item = {k: e.get(k) for k in ("q", "alpha", "boundary", "margin", "shared_with", "boundary_index")}
+            item["stream"] = _Stream.from_state(e["stream"]) if e.get("stream") else None
+            j.latency.append(item)
+        j.resets = state["resets"]
+        j.final = tuple(state["final"]) if state["final"] else None
+        j.n_c, j.n_b = state["n_c"], state["n_b"]
+        j.hist_c, j.hist_b = state["hist_c"], state["hist_b"]
+        return j
+
+    def options_changed(self, **options):
+        """Names of options that differ from this judge's (for resuming a state)."""
+        return sorted(k for k, v in options.items() if k in self.options and self._norm(self.options[k]) != self._norm(v))
+
+    @staticmethod
+    def _norm(v):
+        if isinstance(v, (list, tuple)):
+            return [float(x) for x in v]
+        return v
+
+
+def _enc_b(b):
+    return "+Inf" if b == float("inf") else b
+
+
+def _dec_b(b):
+    return float("inf") if b == "+Inf" else float(b)
