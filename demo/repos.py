@@ -1,0 +1,61 @@
+"""The fixed set of repositories the demo's events and requests are about.
+
+The first five are the canary repositories named in zero-drama-phased-rollout.md.
+"""
+CANARY_EXAMPLES = (
+    "gitguard/platform-core",
+    "gitguard/api-gateway",
+    "gitguard/auth-service",
+    "gitguard/notification-service",
+    "gitguard/metrics-collector",
+)
+
+REPOSITORIES = CANARY_EXAMPLES + (
+    "gitguard/org-brain",
+    "gitguard/codex",
+    "gitguard/policy-engine",
+    "gitguard/graph-api",
+    "gitguard/chaos-drills",
+    "gitguard/slo-monitor",
+    "gitguard/web-portal",
+    "gitguard/cli",
+    "gitguard/docs-site",
+    "gitguard/billing-service",
+    "gitguard/user-service",
+    "gitguard/search-indexer",
+    "gitguard/embeddings-worker",
+    "gitguard/owners-sync",
+    "gitguard/webhook-relay",
+    "gitguard/audit-log",
+    "gitguard/secrets-scanner",
+    "gitguard/dependency-bot",
+    "gitguard/license-checker",
+    "gitguard/sbom-builder",
+    "gitguard/release-train",
+    "gitguard/feature-flags",
+    "gitguard/config-service",
+    "gitguard/rate-limiter",
+    "gitguard/cache-proxy",
+    "gitguard/event-bus",
+    "gitguard/jetstream-bridge",
+    "gitguard/mermaid-renderer",
+    "gitguard/pr-commenter",
+    "gitguard/status-page",
+    "gitguard/incident-bot",
+    "gitguard/oncall-scheduler",
+    "gitguard/terraform-modules",
+    "gitguard/helm-charts",
+    "gitguard/ansible-roles",
+    "gitguard/k8s-operators",
+    "gitguard/data-pipeline",
+    "gitguard/analytics-api",
+    "gitguard/reporting-service",
+    "gitguard/email-service",
+    "gitguard/sms-gateway",
+    "gitguard/mobile-app",
+    "gitguard/desktop-app",
+    "gitguard/design-system",
+    "gitguard/test-harness",
+)
+
+assert len(set(REPOSITORIES)) == len(REPOSITORIES) == 50
