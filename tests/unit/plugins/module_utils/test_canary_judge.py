@@ -1,0 +1,349 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the stagegate.rollout project
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit tests of the canary judge: guarantees on small simulations, interface, bad input."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import bisect
+import json
+import math
+import random
+
+import pytest
+
+from ansible_collections.stagegate.rollout.plugins.module_utils.canary_judge import (
+    CanaryJudge, CounterResetError, JudgeError, histogram_quantile)
+
+BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf"))
+
+
+class Arm:
+    """Cumulative Prometheus-like counters of one arm, fed request by request."""
+
+    def __init__(self):
+        self.requests = 0
+        self.errors = 0
+        self.hist = [0] * len(BOUNDS)
+
+    def add(self, rng, n, p_err, median=0.1, sigma=0.5, tail_p=0.0, tail_factor=1.0):
+        self.requests += n
+        for _ in range(n):
+            if rng.random() < p_err:
+                self.errors += 1
+            x = rng.lognormvariate(math.log(median), sigma)
+            if tail_p and rng.random() < tail_p:
+                x *= tail_factor
+            i = bisect.bisect_left(BOUNDS, x)
+            self.hist[i] += 1
+
+    def counts(self, latency=True):
+        d = {"requests": self.requests, "errors": self.errors}
+        if latency:
+            cum, acc = {}, 0
+            for b, c in zip(BOUNDS, self.hist):
+                acc += c
+                cum[b] = acc
+            d["latency_buckets"] = cum
+        return d
+
+
+def simulate(seed, looks, per_look, canary=None, baseline=None, latency=True, share=0.5, **opts):
+    """One stream of looks; returns (first terminal result or last result, look index)."""
+    rng = random.Random(seed)
+    canary = dict(canary or {})
+    baseline = dict(baseline or {})
+    judge = CanaryJudge(alpha=opts.pop("alpha", 0.01), canary_share=share, **opts)
+    c, b = Arm(), Arm()
+    n_c = max(1, int(round(2 * per_look * share)))
+    n_b = max(1, 2 * per_look - n_c)
+    res = None
+    for t in range(1, looks + 1):
+        c.add(rng, n_c, canary.get("p", 0.01), **{k: v for k, v in canary.items() if k != "p"})
+        b.add(rng, n_b, baseline.get("p", 0.01), **{k: v for k, v in baseline.items() if k != "p"})
+        res = judge.observe(baseline=b.counts(latency), canary=c.counts(latency), now=10.0 * t)
+        if res["verdict"] != "continue":
+            return res, t
+    return res, looks
+
+
+# --------------------------------------------------------------------------
+# guarantees on small simulations (each of these can fail)
+# --------------------------------------------------------------------------
+
+def test_aa_false_fail_rate_bounded_with_looks_after_every_batch():
+    """A/A: 300 streams x 40 looks, alpha = 0.1, passing disabled so every look counts.
+
+    The anytime-valid guarantee bounds the false-fail count by alpha * 300 = 30
+    in expectation (binomial sd ~5).  A repeated fixed-horizon test would fail
+    far more often (see test_repeated_naive_test_would_inflate).
+    """
+    fails = 0
+    for seed in range(300):
+        res, _ = simulate(seed, looks=40, per_look=25, alpha=0.1, pass_alpha=1e-12,
+                          canary={"p": 0.05}, baseline={"p": 0.05})
+        fails += res["verdict"] == "fail"
+    assert fails <= 40, "false fails %d / 300 exceed alpha=0.1 (+2 sd)" % fails
+
+
+def test_repeated_naive_test_would_inflate():
+    """Control for the A/A test above: the same streams, re-tested with a fixed-horizon
+    one-sided z-test (alpha 0.1) after every look, falsely fail far more often - so the
+    A/A test has the power to catch a judge that peeks naively."""
+    fails = 0
+    for seed in range(300):
+        rng = random.Random(seed)
+        c, b = Arm(), Arm()
+        for _ in range(40):
+            c.add(rng, 25, 0.05)
+            b.add(rng, 25, 0.05)
+            p = (c.errors + b.errors) / (2.0 * c.requests)
+            if p > 0:
+                z = (c.errors - b.errors) / c.requests / math.sqrt(2 * p * (1 - p) / c.requests)
+                if z > 1.2816:
+                    fails += 1
+                    break
+    assert fails > 60
+
+
+def test_doubled_error_rate_detected():
+    detected = 0
+    delays = []
+    for seed in range(40):
+        res, t = simulate(1000 + seed, looks=120, per_look=100, latency=False,
+                          canary={"p": 0.04}, baseline={"p": 0.02})
+        if res["verdict"] == "fail":
+            detected += 1
+            delays.append(res["errors"]["canary_events"] + res["errors"]["baseline_events"])
+    assert detected >= 38
+    delays.sort()
+    # oracle SPRT needs ~80 errors for r=2 at alpha=beta=0.01; we stay within ~2x
+    assert delays[len(delays) // 2] < 160
+
+
+def test_latency_shift_detected_and_reason_names_it():
+    res, t = simulate(7, looks=60, per_look=50, canary={"p": 0.01, "median": 0.15}, baseline={"p": 0.01})
+    assert res["verdict"] == "fail"
+    assert "latency_p" in res["reason"]
+
+
+def test_tail_only_latency_shift_detected():
+    """Same median, 5% of canary requests 6x slower: only the tail moves."""
+    hits = 0
+    for seed in range(10):
+        res, _ = simulate(200 + seed, looks=80, per_look=100,
+                          canary={"p": 0.01, "tail_p": 0.05, "tail_factor": 6.0}, baseline={"p": 0.01})
+        hits += res["verdict"] == "fail" and "latency_p50" not in res["reason"]
+    assert hits >= 9
+
+
+def test_better_canary_never_fails():
+    for seed in range(30):
+        res, _ = simulate(300 + seed, looks=40, per_look=50, alpha=0.2, pass_alpha=1e-12,
+                          canary={"p": 0.005, "median": 0.08}, baseline={"p": 0.02})
+        assert res["verdict"] != "fail"
+
+
+def test_healthy_canary_passes_with_enough_traffic():
+    res, t = simulate(11, looks=400, per_look=200, canary={"p": 0.02}, baseline={"p": 0.02})
+    assert res["verdict"] == "pass", res["reason"]
+    assert res["errors"]["e_pass"] >= res["errors"]["pass_threshold"]
+    for q in res["latency"]:
+        if "shared_with_quantile" not in q:
+            assert q["e_pass"] >= q["pass_threshold"]
+
+
+def test_worse_canary_rarely_passes():
+    """Canary error rate 1.5x (beyond the 1.25 margin): pass must stay rare (<= pass_alpha)."""
+    passes = 0
+    for seed in range(60):
+        res, _ = simulate(500 + seed, looks=100, per_look=100, latency=False, alpha=1e-9,
+                          pass_alpha=0.05, error_abs_margin=0,
+                          canary={"p": 0.03}, baseline={"p": 0.02})
+        passes += res["verdict"] == "pass"
+    assert passes <= 4
+
+
+def test_zero_baseline_errors_no_false_pass():
+    """Baseline with zero errors, canary at 0.5%: the ratio is unbounded and the canary is
+    above the 0.1% absolute margin - it must never pass, however long it runs."""
+    res, _ = simulate(21, looks=200, per_look=100, latency=False, alpha=1e-9,
+                      canary={"p": 0.005}, baseline={"p": 0.0})
+    assert res["verdict"] != "pass"
+
+
+def test_zero_errors_both_arms_pass_by_absolute_margin():
+    res, _ = simulate(22, looks=200, per_look=100, latency=False, canary={"p": 0.0}, baseline={"p": 0.0})
+    assert res["verdict"] == "pass"
+    assert res["errors"]["e_pass_abs"] >= res["errors"]["pass_threshold"]
+
+
+def test_no_data_never_passes_and_ends_inconclusive():
+    judge = CanaryJudge(alpha=0.01, canary_share=0.5, max_requests=1000)
+    for i in range(50):
+        res = judge.observe(baseline={"requests": 0, "errors": 0}, canary={"requests": 0, "errors": 0}, now=i)
+        assert res["verdict"] == "continue"
+    judge2 = CanaryJudge(alpha=0.01, canary_share=0.5, max_seconds=100)
+    r = judge2.observe(baseline={"requests": 10, "errors": 0}, canary={"requests": 10, "errors": 0}, now=0)
+    assert r["verdict"] == "continue"
+    r = judge2.observe(baseline={"requests": 20, "errors": 0}, canary={"requests": 20, "errors": 0}, now=100)
+    assert r["verdict"] == "inconclusive" and "max_seconds" in r["reason"]
+
+
+def test_max_requests_inconclusive():
+    res, _ = simulate(5, looks=100, per_look=20, latency=False, max_requests=500,
+                      canary={"p": 0.05}, baseline={"p": 0.05})
+    assert res["verdict"] == "inconclusive"
+    assert "max_requests" in res["reason"]
+    assert res["requests"]["canary"] >= 500
+
+
+def test_five_percent_share():
+    res, _ = simulate(31, looks=200, per_look=200, share=0.05, latency=False,
+                      canary={"p": 0.06}, baseline={"p": 0.02})
+    assert res["verdict"] == "fail"
+
+
+# --------------------------------------------------------------------------
+# interface
+# --------------------------------------------------------------------------
+
+def test_result_shape():
+    judge = CanaryJudge(alpha=0.01, canary_share=0.5)
+    res = judge.observe(baseline={"requests": 100, "errors": 1, "latency_buckets": {0.1: 50, 0.5: 99, "+Inf": 100}},
+                        canary={"requests": 100, "errors": 2, "latency_buckets": {"0.1": 40, "0.5": 98, "+Inf": 100}})
+    assert res["verdict"] in ("continue", "fail", "pass", "inconclusive")
+    assert isinstance(res["reason"], str) and "\n" not in res["reason"]
+    assert res["requests"] == {"canary": 100, "baseline": 100}
+    for key in ("e_fail", "fail_threshold", "e_pass", "pass_threshold", "ratio", "ratio_lower", "ratio_upper",
+                "canary_rate", "baseline_rate"):
+        assert key in res["errors"]
+    assert [q["quantile"] for q in res["latency"]] == [0.5, 0.9, 0.99]
+    json.dumps(res)
+
+
+def test_verdict_latches_after_terminal():
+    res, _ = simulate(3, looks=60, per_look=100, latency=False, canary={"p": 0.2}, baseline={"p": 0.01})
+    assert res["verdict"] == "fail"
+
+
+def test_state_roundtrip_gives_identical_results():
+    rng = random.Random(42)
+    c, b = Arm(), Arm()
+    j1 = CanaryJudge(alpha=0.01, canary_share=0.5)
+    j2 = CanaryJudge(alpha=0.01, canary_share=0.5)
+    for t in range(1, 41):
+        c.add(rng, 40, 0.02, median=0.11)
+        b.add(rng, 40, 0.02)
+        r1 = j1.observe(baseline=b.counts(), canary=c.counts(), now=t)
+        state = json.loads(json.dumps(j2.to_state()))
+        j2 = CanaryJudge.from_state(state)
+        r2 = j2.observe(baseline=b.counts(), canary=c.counts(), now=t)
+        assert r1 == r2
+
+
+def test_confidence_sequence_covers_truth_and_shrinks():
+    res_small, _ = simulate(8, looks=5, per_look=100, latency=False, pass_alpha=1e-12, canary={"p": 0.04}, baseline={"p": 0.02})
+    res_big, _ = simulate(8, looks=200, per_look=100, latency=False, alpha=1e-6, pass_alpha=1e-12,
+                          canary={"p": 0.04}, baseline={"p": 0.02})
+    e = res_big["errors"]
+    assert e["ratio_lower"] <= 2.0 <= e["ratio_upper"]
+    s = res_small["errors"]
+    assert (e["ratio_upper"] - e["ratio_lower"]) < (s["ratio_upper"] - s["ratio_lower"])
+
+
+def test_histogram_quantile_matches_prometheus_interpolation():
+    bounds = (0.1, 0.2, float("inf"))
+    assert histogram_quantile(0.5, bounds, (50, 100, 100)) == pytest.approx(0.1)
+    assert histogram_quantile(0.75, bounds, (50, 100, 100)) == pytest.approx(0.15)
+    assert histogram_quantile(0.5, bounds, (0, 0, 0)) is None
+
+
+# --------------------------------------------------------------------------
+# bad input
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("share", [0, 1, -0.1, 1.5, "x", True])
+def test_share_outside_unit_interval(share):
+    with pytest.raises(JudgeError, match="canary_share"):
+        CanaryJudge(alpha=0.01, canary_share=share)
+
+
+@pytest.mark.parametrize("alpha", [0, 1, 2])
+def test_alpha_outside_unit_interval(alpha):
+    with pytest.raises(JudgeError, match="alpha"):
+        CanaryJudge(alpha=alpha)
+
+
+def test_unknown_option():
+    with pytest.raises(JudgeError, match="unknown option"):
+        CanaryJudge(alpha=0.01, canary_share=0.5, tolerance=3)
+
+
+@pytest.mark.parametrize("opt,val", [("error_margin", 1.0), ("latency_quantiles", [0.5, 1.2]),
+                                     ("latency_margin", 0), ("on_reset", "ignore"), ("max_requests", -5)])
+def test_bad_options_named(opt, val):
+    with pytest.raises(JudgeError, match=opt):
+        CanaryJudge(**{opt: val})
+
+
+@pytest.mark.parametrize("arm,counts,field", [
+    ("baseline", {"requests": -1, "errors": 0}, "baseline.requests"),
+    ("canary", {"requests": 10, "errors": -2}, "canary.errors"),
+    ("canary", {"requests": 10, "errors": 11}, "canary.errors"),
+    ("canary", {"requests": "ten", "errors": 1}, "canary.requests"),
+    ("canary", {"errors": 1}, "canary.requests"),
+    ("canary", {"requests": 10, "errors": 1, "latency": {}}, "unknown keys"),
+    ("canary", {"requests": 10, "errors": 0, "latency_buckets": {0.1: 5, 0.5: 3, "+Inf": 10}}, "not cumulative"),
+    ("canary", {"requests": 10, "errors": 0, "latency_buckets": {0.1: 5, 0.5: 10}}, r"\+Inf"),
+    ("canary", {"requests": 10, "errors": 0, "latency_buckets": {"fast": 5, "+Inf": 10}}, "bucket bound"),
+    ("canary", {"requests": 10, "errors": 0, "latency_buckets": {0.1: -1, "+Inf": 10}}, "latency_buckets"),
+])
+def test_bad_counts_named(arm, counts, field):
+    good = {"requests": 10, "errors": 0}
+    if "latency_buckets" in counts:
+        good["latency_buckets"] = {0.1: 5, 0.5: 8, "+Inf": 10}
+    kwargs = {"baseline": good, "canary": good}
+    kwargs[arm] = counts
+    with pytest.raises(JudgeError, match=field):
+        CanaryJudge().observe(**kwargs)
+
+
+def test_bucket_bounds_must_match():
+    with pytest.raises(JudgeError, match="different bucket bounds"):
+        CanaryJudge().observe(baseline={"requests": 1, "latency_buckets": {0.1: 1, "+Inf": 1}},
+                              canary={"requests": 1, "latency_buckets": {0.2: 1, "+Inf": 1}})
+
+
+def test_counter_going_backwards_raises_by_default():
+    judge = CanaryJudge()
+    judge.observe(baseline={"requests": 100, "errors": 3}, canary={"requests": 100, "errors": 2})
+    with pytest.raises(CounterResetError, match="canary.requests.*restarted"):
+        judge.observe(baseline={"requests": 200, "errors": 4}, canary={"requests": 20, "errors": 0})
+
+
+def test_counter_going_backwards_rebases_when_asked():
+    judge = CanaryJudge(on_reset="rebase")
+    judge.observe(baseline={"requests": 100, "errors": 3}, canary={"requests": 100, "errors": 2})
+    res = judge.observe(baseline={"requests": 200, "errors": 4}, canary={"requests": 20, "errors": 0})
+    assert res["resets"] == 1 and "counter reset" in res["reason"]
+    assert res["requests"] == {"canary": 100, "baseline": 100}   # the look's increment is dropped
+    res = judge.observe(baseline={"requests": 300, "errors": 5}, canary={"requests": 120, "errors": 1})
+    assert res["requests"] == {"canary": 200, "baseline": 200}
+    assert res["errors"]["canary_events"] == 3
+
+
+def test_latency_buckets_going_backwards_detected():
+    judge = CanaryJudge()
+    judge.observe(baseline={"requests": 10, "latency_buckets": {0.1: 5, "+Inf": 10}},
+                  canary={"requests": 10, "latency_buckets": {0.1: 5, "+Inf": 10}})
+    with pytest.raises(CounterResetError, match=r"latency_buckets\[le=0.1\]"):
+        judge.observe(baseline={"requests": 20, "latency_buckets": {0.1: 4, "+Inf": 20}},
+                      canary={"requests": 20, "latency_buckets": {0.1: 9, "+Inf": 20}})
+
+
+def test_bad_state_rejected():
+    with pytest.raises(JudgeError, match="state"):
+        CanaryJudge.from_state({"version": 99})
