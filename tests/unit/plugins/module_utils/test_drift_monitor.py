@@ -82,7 +82,7 @@ def test_alarm_clears_when_process_returns():
         c.update(2.0, now=n)
     assert c.status(now=5)["alarm"]
     for n in range(5, 30):
-        st = c.update(-1.0, now=n)
+        st = c.update(0.0, now=n)
     assert not st["alarm"]
 
 
