@@ -80,6 +80,9 @@ DEFAULT_STREAM = "REPO_EVENTS"
 DEFAULT_SUBJECT = "repo.events.>"
 DEFAULT_DURABLE = "org-brain"
 PUBLISH_FILE = "published.jsonl"
+# A killed consumer's unacknowledged events come back after this: short, so that a crash
+# costs seconds of freshness, not minutes.
+ACK_WAIT_S = 5
 
 disable_created_metrics()  # no *_created series: plain /metrics readers get only what they need
 
@@ -270,6 +273,8 @@ class Service:
         self.graph = None
         self.consumer_thread = None
         self.loop = None
+        self.inflight = 0
+        self.inflight_lock = threading.Lock()
 
     # --- configuration ---------------------------------------------------------------
     def reload(self):
@@ -363,8 +368,13 @@ class Service:
             self.consumer_thread.join(15)
         for srv in (self.http, self.graph):
             if srv is not None:
-                srv.shutdown()
-                srv.server_close()  # joins in-flight request threads (block_on_close)
+                srv.shutdown()  # no new connections are accepted
+        deadline = time.monotonic() + 15
+        while self.inflight and time.monotonic() < deadline:
+            time.sleep(0.02)  # let in-flight requests finish
+        for srv in (self.http, self.graph):
+            if srv is not None:
+                srv.server_close()
         log("version %s stopped after %d events" % (self.version, self.events_handled))
 
     # --- JetStream consumer --------------------------------------------------------------
@@ -423,7 +433,7 @@ class Service:
                                 raise
                             await js.add_consumer(stream, ConsumerConfig(
                                 durable_name=durable, ack_policy=AckPolicy.EXPLICIT,
-                                deliver_policy=DeliverPolicy.ALL, ack_wait=30, max_ack_pending=1000))
+                                deliver_policy=DeliverPolicy.ALL, ack_wait=ACK_WAIT_S, max_ack_pending=1000))
                         created = True
                         psub = await js.pull_subscribe_bind(durable=durable, stream=stream)
                         self.consumer_state = "consuming"
@@ -508,7 +518,14 @@ class Service:
             "pid": os.getpid(),
         }
         if self.publish is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self.publish.record, rec)
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self.publish.record, rec)
+            except OSError as exc:
+                # Not recorded, so not acknowledged: JetStream redelivers it later.
+                self.consumer_error = "cannot record event %s: %s" % (event_id, exc)
+                m.events.labels(version, "failed").inc()
+                await msg.nak(delay=1.0)
+                return
         m.events.labels(version, action).inc()
         m.lag.labels(version).observe(lag)
         self.events_handled += 1
@@ -557,6 +574,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "demo-org-brain"
     service = None  # set per server class
     api = True
+    timeout = 30  # idle keep-alive connections are closed after this
 
     def log_message(self, fmt, *args):  # keep the log for real problems
         pass
@@ -567,6 +585,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("X-Version", self.service.version)
+        if self.service.stopping.is_set():
+            self.send_header("Connection", "close")
+            self.close_connection = True
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()
@@ -596,15 +617,21 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         svc = self.service
-        path = urlsplit(self.path).path
-        if self.api and path == "/metrics":
-            return self._send(200, generate_latest(svc.metrics.registry), CONTENT_TYPE_LATEST)
-        t0 = time.perf_counter()
-        route, code = self._route(path)
-        elapsed = time.perf_counter() - t0
-        svc.metrics.requests.labels(svc.version, str(code), route).inc()
-        if route != "/healthz":
-            svc.metrics.duration.labels(svc.version).observe(elapsed)
+        with svc.inflight_lock:
+            svc.inflight += 1
+        try:
+            path = urlsplit(self.path).path
+            if self.api and path == "/metrics":
+                return self._send(200, generate_latest(svc.metrics.registry), CONTENT_TYPE_LATEST)
+            t0 = time.perf_counter()
+            route, code = self._route(path)
+            elapsed = time.perf_counter() - t0
+            svc.metrics.requests.labels(svc.version, str(code), route).inc()
+            if route != "/healthz":
+                svc.metrics.duration.labels(svc.version).observe(elapsed)
+        finally:
+            with svc.inflight_lock:
+                svc.inflight -= 1
 
     def _route(self, path):
         svc = self.service
@@ -612,6 +639,7 @@ class Handler(BaseHTTPRequestHandler):
             return "/healthz", self._send(200, {
                 "status": "ok", "version": svc.version, "uptime_s": round(time.time() - svc.started, 3),
                 "consumer": svc.consumer_state, "events_handled": svc.events_handled,
+                "last_error": svc.consumer_error,
                 "graph_api": svc.graph.server_address[1] if svc.graph else None})
         route = _route_name(path, self.api)
         if route is None:
