@@ -20,8 +20,7 @@ Method (details and references in docs/canary_judge.md):
 
 * Each monitored quantity is an *event stream*: errors, and for every latency
   quantile q a "slow request" event (request slower than a histogram bucket
-  boundary b_q fixed at the baseline's q-quantile once enough baseline data has
-  been seen).
+  boundary b_q fixed at the pooled q-quantile once enough data has been seen).
 * Within a batch, with n_c canary and n_b baseline requests (N = n_c + n_b,
   theta0 = n_c / N) and m events of which x in the canary: if the canary is as
   good as the baseline, the requests of the batch are exchangeable, so x is
@@ -221,9 +220,11 @@ class _Stream:
         self.x_b = 0.0
         self.n_c = 0.0
         self.n_b = 0.0
+        self._cache = {}
 
     # -- update ---------------------------------------------------------
     def update(self, x_c, x_b, n_c, n_b):
+        self._cache = {}
         self.n_c += n_c
         self.n_b += n_b
         self.x_c += x_c
@@ -264,17 +265,26 @@ class _Stream:
         return top + math.log(s) if s > 0 else -math.inf
 
     def log_e_fail(self):
-        return self._mix(self.fail_log, [w for _, w in FAIL_GRID])
+        v = self._cache.get("fail")
+        if v is None:
+            v = self._cache["fail"] = self._mix(self.fail_log, [w for _, w in FAIL_GRID])
+        return v
 
     def log_e_pass(self):
         if not self.pass_alts:
             return 0.0
-        return self._mix(self.pass_log, [w for _, w in self.pass_alts])
+        v = self._cache.get("pass")
+        if v is None:
+            v = self._cache["pass"] = self._mix(self.pass_log, [w for _, w in self.pass_alts])
+        return v
 
     def log_e_abs(self):
         if not self.abs_alts:
             return None
-        return self._mix(self.abs_log, [w for _, w in self.abs_alts])
+        v = self._cache.get("abs")
+        if v is None:
+            v = self._cache["abs"] = self._mix(self.abs_log, [w for _, w in self.abs_alts])
+        return v
 
     def ratio_estimate(self):
         if self.n_c <= 0 or self.n_b <= 0:
@@ -518,7 +528,14 @@ class CanaryJudge:
         return max(50.0, 10.0 / (1.0 - q))
 
     def _fix_boundaries(self, bounds, base_cum):
-        """Choose the bucket boundary of each quantile from the baseline histogram."""
+        """Choose the bucket boundary of each quantile from the pooled histogram.
+
+        The boundary nearest (in log-odds) to the q-quantile of the pooled
+        canary + baseline histogram, once it holds max(50, 10 / (1 - q))
+        requests; the latency margin is turned into a margin on the ratio of
+        shares above the boundary by the same linear interpolation
+        histogram_quantile uses.
+        """
         total = base_cum[-1]
         for item in self.latency:
             if item["boundary"] is not None or item["shared_with"] is not None:
@@ -622,16 +639,18 @@ class CanaryJudge:
                 self.hist_b = [0.0] * len(cb)
                 self.hist_c = [0.0] * len(cc)
             tot_b, tot_c = db[-1], dc[-1]
+            self.hist_b = [a + b for a, b in zip(self.hist_b, db)]
+            self.hist_c = [a + b for a, b in zip(self.hist_c, dc)]
+            # Boundaries are a function of the *pooled* histogram only (this
+            # batch included): given the pooled counts, canary and baseline
+            # labels stay exchangeable under H0, so the batch can be used at once.
+            self._fix_boundaries(self.bounds, [a + b for a, b in zip(self.hist_b, self.hist_c)])
             for item in self.latency:
                 st = item["stream"]
                 if st is None:
                     continue
                 i = item["boundary_index"]
                 st.update(tot_c - dc[i], tot_b - db[i], tot_c, tot_b)
-            self.hist_b = [a + b for a, b in zip(self.hist_b, db)]
-            self.hist_c = [a + b for a, b in zip(self.hist_c, dc)]
-            # boundaries chosen from data up to now are used from the next batch on
-            self._fix_boundaries(self.bounds, self.hist_b)
         return self._decide(now)
 
     def _check_reset(self, prev, cur):
