@@ -216,7 +216,7 @@ class Metrics:
 class PublishLog:
     """``published.jsonl`` shared by every version: one line per processed event, appended under a lock."""
 
-    def __init__(self, directory, version):
+    def __init__(self, directory, version, durable):
         os.makedirs(directory, exist_ok=True)
         self.path = os.path.join(directory, PUBLISH_FILE)
         self.version = version
@@ -230,7 +230,9 @@ class PublishLog:
                         rec = json.loads(line)
                     except ValueError:
                         continue  # a torn last line from a crash; ignore it
-                    if rec.get("version") == version:
+                    # de-duplication is per version and consumer: a staging shadow consumer
+                    # (build-only) does not hide an event from the production consumer
+                    if rec.get("version") == version and rec.get("durable", durable) == durable:
                         self.seen.add(rec.get("event_id"))
                         if rec.get("action") in ("published", "built"):
                             self.docs[rec.get("repo")] = rec
@@ -263,7 +265,7 @@ class Service:
         self.metrics.set_flags(self.cfg)
         self.rng = random.Random(os.environ.get("DEMO_FAULT_SEED"))
         self.rng_lock = threading.Lock()
-        self.publish = PublishLog(args.publish_dir, args.version) if args.publish_dir else None
+        self.publish = PublishLog(args.publish_dir, args.version, args.durable) if args.publish_dir else None
         self.stopping = threading.Event()
         self.started = time.time()
         self.consumer_state = "disabled" if not args.nats_url else "starting"
@@ -433,7 +435,8 @@ class Service:
                                 raise
                             await js.add_consumer(stream, ConsumerConfig(
                                 durable_name=durable, ack_policy=AckPolicy.EXPLICIT,
-                                deliver_policy=DeliverPolicy.ALL, ack_wait=ACK_WAIT_S, max_ack_pending=1000))
+                                deliver_policy=DeliverPolicy.NEW if self.args.deliver == "new" else DeliverPolicy.ALL,
+                                ack_wait=ACK_WAIT_S, max_ack_pending=1000))
                         created = True
                         psub = await js.pull_subscribe_bind(durable=durable, stream=stream)
                         self.consumer_state = "consuming"
@@ -515,7 +518,7 @@ class Service:
         rec = {
             "event_id": event_id, "seq": seq, "repo": repo, "version": version, "action": action,
             "delivered": md.num_delivered, "ts": round(now, 6), "event_ts": event_ts, "lag_s": round(lag, 6),
-            "pid": os.getpid(),
+            "pid": os.getpid(), "durable": self.args.durable, "slot": self.args.slot,
         }
         if self.publish is not None:
             try:
@@ -637,7 +640,8 @@ class Handler(BaseHTTPRequestHandler):
         svc = self.service
         if path == "/healthz":
             return "/healthz", self._send(200, {
-                "status": "ok", "version": svc.version, "uptime_s": round(time.time() - svc.started, 3),
+                "status": "ok", "version": svc.version, "slot": svc.args.slot, "pid": os.getpid(),
+                "uptime_s": round(time.time() - svc.started, 3),
                 "consumer": svc.consumer_state, "events_handled": svc.events_handled,
                 "last_error": svc.consumer_error,
                 "graph_api": svc.graph.server_address[1] if svc.graph else None})
@@ -728,10 +732,13 @@ def parse_args(argv=None):
                    help="nats://[user:pass@]host:port; without it no events are consumed")
     p.add_argument("--stream", default=DEFAULT_STREAM)
     p.add_argument("--durable", default=DEFAULT_DURABLE)
+    p.add_argument("--deliver", choices=("all", "new"), default="all",
+                   help="where a durable this service creates starts (new: a shadow consumer, e.g. staging)")
     p.add_argument("--no-create-consumer", dest="create_consumer", action="store_false",
                    help="never create the durable consumer, only bind to it")
     p.add_argument("--publish-dir", default="", help="where published.jsonl is appended")
     p.add_argument("--graph-port", type=int, default=8002, help="Graph API port when GRAPH_API_ENABLED")
+    p.add_argument("--slot", default="", help="where this process runs (stable, canary, ...): recorded, not used")
     return p.parse_args(argv)
 
 
