@@ -1,0 +1,458 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the stagegate.rollout project
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: canary_judge
+short_description: Anytime-valid statistical canary-vs-baseline verdict (continue, fail, pass, inconclusive)
+version_added: "1.0.0"
+description:
+  - Compares a canary against its baseline from cumulative counters (requests, errors and, optionally,
+    latency histogram buckets) and answers C(continue), C(fail), C(pass) or C(inconclusive).
+  - Uses anytime-valid sequential tests (e-processes, Lindon & Malek's Poisson-process reduction for counts),
+    so the probability of ever answering C(fail) for a canary as good as its baseline stays below O(alpha)
+    however often it looks, across errors and every latency quantile together.
+  - Says C(pass) only once non-inferiority is proven (error-rate ratio below O(error_margin) or error rate below
+    O(error_abs_margin), latency quantiles within O(latency_margin)); C(inconclusive) once O(max_requests) or
+    O(max_seconds) is reached without proof. It never passes for lack of data.
+  - The judge's state is kept between looks in O(state_file) (JSON) or returned as RV(state) and given back
+    with O(state), so one task per look works as well as one task looping with O(interval) until a verdict.
+  - Counts are read from O(baseline)/O(canary) directly, or with O(queries) through a metric provider
+    (Prometheus HTTP API, a C(/metrics) endpoint, or a JSON endpoint) of this collection.
+  - See C(docs/canary_judge.md) in the collection for the method and how to read the result.
+author:
+  - stagegate.rollout contributors
+options:
+  baseline:
+    description:
+      - Cumulative counts of the baseline since the analysis started, C({requests, errors, latency_buckets}).
+      - C(latency_buckets) maps the bucket's upper bound in seconds (C(le), including C(+Inf)) to its cumulative count.
+      - Mutually exclusive with O(queries).
+    type: dict
+  canary:
+    description:
+      - Cumulative counts of the canary, same shape as O(baseline).
+    type: dict
+  queries:
+    description:
+      - Queries that read the counters through the metric provider given by O(provider) and its options.
+      - Keys C(baseline) and C(canary), each a dict with C(requests) and C(errors) (queries returning one value,
+        for example V(sum(http_requests_total{track="canary"}\))) and optionally C(latency_buckets) (a query returning
+        one series per C(le) label, for example V(sum by (le\) (http_request_duration_seconds_bucket{track="canary"}\))).
+      - The first look records the current counter values as the origin of the analysis (it decides nothing).
+    type: dict
+  provider:
+    description:
+      - "Metric provider settings used with O(queries), passed to the collection's metric provider
+        (for example C({type: prometheus, url: http://127.0.0.1:9090}))."
+    type: dict
+  alpha:
+    description: Bound on the probability of ever failing a canary as good as its baseline, in (0, 1).
+    type: float
+    default: 0.01
+  canary_share:
+    description:
+      - Share of the traffic routed to the canary, in (0, 1) (a 5% step is V(0.05)).
+      - The tests use the observed request split of each look; the declared share is checked against it
+        (sample-ratio mismatch, reported in RV(result.srm)).
+    type: float
+    default: 0.5
+  pass_alpha:
+    description: Bound on the probability of passing a canary worse than the margins, in (0, 1).
+    type: float
+    default: 0.05
+  error_margin:
+    description: Non-inferiority margin on the ratio canary error rate / baseline error rate (> 1).
+    type: float
+    default: 1.25
+  error_abs_margin:
+    description:
+      - Errors are also non-inferior when the canary error rate is proven below this absolute rate, so a canary of a
+        service whose baseline has zero errors can pass after enough clean requests. V(0) disables it.
+    type: float
+    default: 0.001
+  latency_quantiles:
+    description: Latency quantiles whose shift is tested (used when latency buckets are given).
+    type: list
+    elements: float
+    default: [0.5, 0.9, 0.99]
+  latency_margin:
+    description: Non-inferiority margin on latency quantiles, relative (V(0.05) is +5%).
+    type: float
+    default: 0.05
+  error_weight:
+    description: Share of O(alpha) spent on the error test; the rest is split equally across latency quantiles.
+    type: float
+    default: 0.5
+  min_requests:
+    description: No C(pass) before this many canary requests.
+    type: int
+    default: 0
+  max_requests:
+    description: Canary requests after which the verdict is C(inconclusive) if nothing is proven.
+    type: int
+  max_seconds:
+    description: Seconds since the first look after which the verdict is C(inconclusive) if nothing is proven.
+    type: float
+  on_counter_reset:
+    description:
+      - What to do when a counter goes backwards (a restarted process).
+      - V(rebase) drops that look's increment and continues from the new reading (the evidence so far is kept);
+        V(error) fails the task.
+    type: str
+    choices: [rebase, error]
+    default: rebase
+  state_file:
+    description:
+      - JSON file holding the judge's state between looks (created if missing; its directory must exist).
+      - Not written in check mode.
+    type: path
+  state:
+    description: A state returned as RV(state) by a previous look (used when O(state_file) is not given).
+    type: dict
+  reset:
+    description: Start a new analysis (ignore any saved state).
+    type: bool
+    default: false
+  interval:
+    description:
+      - Seconds between looks when looping. V(0) (default) makes one look and returns.
+      - Looping needs O(queries) (direct counts do not change between looks).
+    type: float
+    default: 0
+  timeout:
+    description: With O(interval), stop looping after this many seconds and return the last verdict (C(continue) if none).
+    type: float
+    default: 600
+notes:
+  - Supports check mode (the state is computed and returned but O(state_file) is not written).
+  - A C(fail) verdict does not fail the task; use C(failed_when) or branch on RV(verdict).
+seealso:
+  - module: stagegate.rollout.drift_monitor
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Judge the canary from counters read elsewhere (one look)
+  stagegate.rollout.canary_judge:
+    baseline:
+      requests: "{{ base_requests | int }}"
+      errors: "{{ base_errors | int }}"
+    canary:
+      requests: "{{ canary_requests | int }}"
+      errors: "{{ canary_errors | int }}"
+    canary_share: 0.05
+    state_file: /var/lib/stagegate/canary-judge.json
+  register: judge
+
+- name: Roll back on a fail verdict
+  ansible.builtin.include_tasks: rollback.yml
+  when: judge.verdict == 'fail'
+
+- name: Loop on Prometheus every 30 s until a verdict (at most 1 hour)
+  stagegate.rollout.canary_judge:
+    provider:
+      type: prometheus
+      url: http://127.0.0.1:9090
+    queries:
+      baseline:
+        requests: sum(http_requests_total{track="stable"})
+        errors: sum(http_requests_total{track="stable",code=~"5.."})
+        latency_buckets: sum by (le) (http_request_duration_seconds_bucket{track="stable"})
+      canary:
+        requests: sum(http_requests_total{track="canary"})
+        errors: sum(http_requests_total{track="canary",code=~"5.."})
+        latency_buckets: sum by (le) (http_request_duration_seconds_bucket{track="canary"})
+    canary_share: 0.25
+    max_seconds: 3600
+    interval: 30
+    timeout: 3600
+    state_file: "{{ rollout_run_dir }}/judge-25.json"
+  register: judge
+  failed_when: judge.verdict in ['fail', 'inconclusive']
+"""
+
+RETURN = r"""
+verdict:
+  description: C(continue), C(fail), C(pass) or C(inconclusive).
+  returned: always
+  type: str
+  sample: continue
+reason:
+  description: One line explaining the verdict.
+  returned: always
+  type: str
+  sample: "error rate 2.1% vs baseline 0.98% (ratio 2.14 after 5400 canary requests); e-value 212 >= 200"
+result:
+  description:
+    - The judge's full answer - statistics behind the verdict.
+    - C(errors) and each entry of C(latency) carry the events and requests per arm, rates, the ratio estimate,
+      a time-uniform confidence sequence C(ratio_lower)/C(ratio_upper), the fail e-value C(e_fail) against
+      C(fail_threshold), the non-inferiority e-value C(e_pass) against C(pass_threshold) and the C(margin).
+    - C(latency) entries also give the bucket C(boundary_seconds) tested and the interpolated
+      C(baseline_quantile_seconds)/C(canary_quantile_seconds).
+    - C(requests) (per arm), C(looks), C(elapsed_seconds), C(resets), C(srm) (sample-ratio mismatch check).
+  returned: always
+  type: dict
+looks:
+  description: Looks made by this task.
+  returned: always
+  type: int
+  sample: 1
+history:
+  description: Verdict, reason and requests of every look made by this task.
+  returned: always
+  type: list
+  elements: dict
+state:
+  description: The judge's state after the last look (give it back with O(state) to continue).
+  returned: always
+  type: dict
+state_file:
+  description: Path of the state file, when used.
+  returned: when O(state_file) is given
+  type: str
+"""
+
+import json
+import os
+import tempfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.stagegate.rollout.plugins.module_utils.canary_judge import (
+    CanaryJudge, JudgeError)
+
+try:
+    from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import (
+        build_provider, MetricError)
+    HAS_PROVIDERS = True
+    PROVIDERS_IMPORT_ERROR = None
+except ImportError as _exc:  # the metric providers ship with the collection; guard anyway
+    HAS_PROVIDERS = False
+    PROVIDERS_IMPORT_ERROR = _exc
+
+JUDGE_OPTIONS = ("pass_alpha", "error_margin", "error_abs_margin", "latency_quantiles", "latency_margin",
+                 "error_weight", "min_requests", "max_requests", "max_seconds")
+
+
+def judge_options(params):
+    opts = {k: params[k] for k in JUDGE_OPTIONS if params.get(k) is not None}
+    opts["on_reset"] = params["on_counter_reset"]
+    return opts
+
+
+def load_state(module):
+    p = module.params
+    if p["reset"]:
+        return None
+    if p["state_file"]:
+        path = p["state_file"]
+        if not os.path.exists(path):
+            return None
+        try:
+            with open(path) as fh:
+                return json.load(fh)
+        except (OSError, ValueError) as exc:
+            module.fail_json(msg="state_file %s: cannot read the judge state: %s (use reset: true to start over)"
+                             % (path, to_native(exc)))
+    return p["state"]
+
+
+def save_state(module, state):
+    """Write the state file; returns whether its content changed (nothing written in check mode)."""
+    path = module.params["state_file"]
+    if not path:
+        return False
+    new = json.dumps(state, sort_keys=True, indent=1)
+    try:
+        with open(path) as fh:
+            if fh.read() == new:
+                return False
+    except OSError:
+        pass
+    if module.check_mode:
+        return True
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        module.fail_json(msg="state_file %s: directory %s does not exist" % (path, d))
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".canary_judge.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(new)
+    os.replace(tmp, path)
+    return True
+
+
+def make_judge(module, state):
+    p = module.params
+    opts = judge_options(p)
+    if state is None:
+        return CanaryJudge(alpha=p["alpha"], canary_share=p["canary_share"], **opts), {}
+    wrapper = state
+    judge = CanaryJudge.from_state(wrapper["judge"])
+    changed = judge.options_changed(alpha=p["alpha"], canary_share=p["canary_share"], **opts)
+    if changed:
+        module.fail_json(msg="the saved state was made with different options (%s); use reset: true to start a new "
+                             "analysis with the new options" % ", ".join(changed))
+    return judge, wrapper.get("origin") or {}
+
+
+def read_counts(module, provider, arm, queries):
+    """Read one arm's counters through the metric provider."""
+    out = {}
+    try:
+        out["requests"] = provider.scalar(queries["requests"])
+        out["errors"] = provider.scalar(queries["errors"]) if queries.get("errors") else 0.0
+        if queries.get("latency_buckets"):
+            buckets = {}
+            for sample in provider.query(queries["latency_buckets"]):
+                le = sample.labels.get("le")
+                if le is None:
+                    module.fail_json(msg="queries.%s.latency_buckets: series without an 'le' label: %r"
+                                     % (arm, sample.labels))
+                buckets[le] = sample.value
+            out["latency_buckets"] = buckets
+    except MetricError as exc:
+        module.fail_json(msg="queries.%s: %s" % (arm, to_native(exc)))
+    return out
+
+
+def minus(counts, origin):
+    if not origin:
+        return counts
+    out = {"requests": counts["requests"] - origin["requests"], "errors": counts["errors"] - origin["errors"]}
+    if "latency_buckets" in counts:
+        ob = origin.get("latency_buckets") or {}
+        out["latency_buckets"] = {k: v - ob.get(k, 0.0) for k, v in counts["latency_buckets"].items()}
+    return out
+
+
+def validate_queries(module):
+    q = module.params["queries"]
+    for arm in ("baseline", "canary"):
+        sub = q.get(arm)
+        if not isinstance(sub, dict) or not sub.get("requests"):
+            module.fail_json(msg="queries.%s must be a dict with at least 'requests' (and 'errors', "
+                                 "'latency_buckets'), got %r" % (arm, sub))
+        unknown = set(sub) - {"requests", "errors", "latency_buckets"}
+        if unknown:
+            module.fail_json(msg="queries.%s: unknown keys %s (accepted: requests, errors, latency_buckets)"
+                             % (arm, sorted(unknown)))
+    unknown = set(q) - {"baseline", "canary"}
+    if unknown:
+        module.fail_json(msg="queries: unknown keys %s (accepted: baseline, canary)" % sorted(unknown))
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            baseline=dict(type="dict"),
+            canary=dict(type="dict"),
+            queries=dict(type="dict"),
+            provider=dict(type="dict"),
+            alpha=dict(type="float", default=0.01),
+            canary_share=dict(type="float", default=0.5),
+            pass_alpha=dict(type="float", default=0.05),
+            error_margin=dict(type="float", default=1.25),
+            error_abs_margin=dict(type="float", default=0.001),
+            latency_quantiles=dict(type="list", elements="float", default=[0.5, 0.9, 0.99]),
+            latency_margin=dict(type="float", default=0.05),
+            error_weight=dict(type="float", default=0.5),
+            min_requests=dict(type="int", default=0),
+            max_requests=dict(type="int"),
+            max_seconds=dict(type="float"),
+            on_counter_reset=dict(type="str", choices=["rebase", "error"], default="rebase"),
+            state_file=dict(type="path"),
+            state=dict(type="dict"),
+            reset=dict(type="bool", default=False),
+            interval=dict(type="float", default=0),
+            timeout=dict(type="float", default=600),
+        ),
+        mutually_exclusive=[("queries", "baseline"), ("queries", "canary"), ("state_file", "state")],
+        required_together=[("baseline", "canary"), ("queries", "provider")],
+        required_one_of=[("baseline", "queries")],
+        supports_check_mode=True,
+    )
+    p = module.params
+    if p["interval"] < 0:
+        module.fail_json(msg="interval must be >= 0 seconds, got %r" % p["interval"])
+    if p["timeout"] <= 0:
+        module.fail_json(msg="timeout must be > 0 seconds, got %r" % p["timeout"])
+    if p["interval"] > 0 and not p["queries"]:
+        module.fail_json(msg="interval > 0 (looping) needs queries: direct baseline/canary counts do not change "
+                             "between looks")
+
+    # validate options and inputs before anything is read or written
+    try:
+        CanaryJudge(alpha=p["alpha"], canary_share=p["canary_share"], **judge_options(p))
+    except JudgeError as exc:
+        module.fail_json(msg=to_native(exc))
+
+    provider = None
+    if p["queries"]:
+        validate_queries(module)
+        if not HAS_PROVIDERS:
+            module.fail_json(msg="queries need the collection's metric providers: %s" % to_native(PROVIDERS_IMPORT_ERROR))
+        try:
+            provider = build_provider(p["provider"])
+        except (MetricError, ValueError, TypeError) as exc:
+            module.fail_json(msg="provider: %s" % to_native(exc))
+
+    state = load_state(module)
+    try:
+        judge, origin = make_judge(module, state)
+    except (JudgeError, KeyError, TypeError, ValueError) as exc:
+        module.fail_json(msg="saved judge state is not usable: %s (use reset: true to start over)" % to_native(exc))
+
+    history = []
+    result = None
+    deadline = time.time() + p["timeout"]
+    while True:
+        if provider is None:
+            counts = {"baseline": p["baseline"], "canary": p["canary"]}
+        else:
+            counts = {arm: read_counts(module, provider, arm, p["queries"][arm]) for arm in ("baseline", "canary")}
+        if provider is not None and not origin:
+            origin = counts
+            result = judge.observe(baseline=minus(counts["baseline"], origin), canary=minus(counts["canary"], origin))
+            result["reason"] = "origin of the analysis recorded (counters at the first look); " + result["reason"]
+        else:
+            try:
+                result = judge.observe(baseline=minus(counts["baseline"], origin),
+                                       canary=minus(counts["canary"], origin))
+            except JudgeError as exc:
+                module.fail_json(msg=to_native(exc), history=history)
+        history.append({"time": time.time(), "verdict": result["verdict"], "reason": result["reason"],
+                        "requests": result["requests"]})
+        if result["verdict"] != "continue" or p["interval"] <= 0:
+            break
+        if time.time() + p["interval"] > deadline:
+            break
+        time.sleep(p["interval"])
+
+    new_state = {"judge": judge.to_state(), "origin": origin}
+    try:
+        changed = save_state(module, new_state)
+    except OSError as exc:
+        module.fail_json(msg="state_file %s: cannot write: %s" % (p["state_file"], to_native(exc)))
+    out = dict(changed=changed, verdict=result["verdict"], reason=result["reason"], result=result,
+               looks=len(history), history=history, state=new_state)
+    if p["state_file"]:
+        out["state_file"] = p["state_file"]
+    module.exit_json(**out)
+
+
+if __name__ == "__main__":
+    main()
