@@ -347,3 +347,50 @@ def test_latency_buckets_going_backwards_detected():
 def test_bad_state_rejected():
     with pytest.raises(JudgeError, match="state"):
         CanaryJudge.from_state({"version": 99})
+
+
+# --------------------------------------------------------------------------
+# the stagegate.rollout.canary_judge module (thin wrapper) - direct counts
+# --------------------------------------------------------------------------
+
+def run_module(args, capsys, check=False):
+    from ansible.module_utils.testing import patch_module_args
+    from ansible_collections.stagegate.rollout.plugins.modules import canary_judge as mod
+    if check:
+        args = dict(args, _ansible_check_mode=True)
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            mod.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def test_module_state_file_roundtrip_and_check_mode(tmp_path, capsys):
+    state = tmp_path / "judge.json"
+    out = run_module({"baseline": {"requests": 1000, "errors": 10}, "canary": {"requests": 1000, "errors": 12},
+                      "state_file": str(state)}, capsys, check=True)
+    assert out["verdict"] == "continue" and out["changed"] and not state.exists()
+    out = run_module({"baseline": {"requests": 1000, "errors": 10}, "canary": {"requests": 1000, "errors": 12},
+                      "state_file": str(state)}, capsys)
+    assert out["changed"] and state.exists()
+    # the next look continues from the saved state: 2000 + 2000 requests seen in total
+    out = run_module({"baseline": {"requests": 2000, "errors": 10}, "canary": {"requests": 2000, "errors": 80},
+                      "state_file": str(state)}, capsys)
+    assert out["result"]["requests"] == {"canary": 2000, "baseline": 2000}
+    assert out["verdict"] == "fail" and "error rate" in out["reason"]
+    # changed options are refused against a saved state
+    out = run_module({"baseline": {"requests": 3000, "errors": 10}, "canary": {"requests": 3000, "errors": 80},
+                      "state_file": str(state), "alpha": 0.05}, capsys)
+    assert out["failed"] and "alpha" in out["msg"] and "reset" in out["msg"]
+
+
+def test_module_rejects_bad_input_before_writing(tmp_path, capsys):
+    state = tmp_path / "judge.json"
+    out = run_module({"baseline": {"requests": 10, "errors": 0}, "canary": {"requests": 10, "errors": 20},
+                      "state_file": str(state)}, capsys)
+    assert out["failed"] and "canary.errors" in out["msg"] and not state.exists()
+    out = run_module({"baseline": {"requests": 10, "errors": 0}, "canary": {"requests": 10, "errors": 0},
+                      "canary_share": 0}, capsys)
+    assert out["failed"] and "canary_share" in out["msg"]
+    out = run_module({"baseline": {"requests": 10, "errors": 0}, "canary": {"requests": 10, "errors": 0},
+                      "interval": 5}, capsys)
+    assert out["failed"] and "queries" in out["msg"]

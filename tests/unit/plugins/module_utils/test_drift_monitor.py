@@ -131,3 +131,43 @@ def test_constant_warmup_needs_sigma():
     c.update(1.0)
     with pytest.raises(DriftError, match="sigma"):
         c.update(1.0)
+
+
+# --------------------------------------------------------------------------
+# the stagegate.rollout.drift_monitor module (thin wrapper)
+# --------------------------------------------------------------------------
+
+def run_module(args, capsys, check=False):
+    from ansible.module_utils.testing import patch_module_args
+    from ansible_collections.stagegate.rollout.plugins.modules import drift_monitor as mod
+    if check:
+        args = dict(args, _ansible_check_mode=True)
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            mod.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def test_module_alarm_persist_escalate_reset(tmp_path, capsys):
+    sf = str(tmp_path / "drift.json")
+    out = run_module({"values": [3.0] * 3, "target": 0, "sigma": 1, "state_file": sf, "escalate_after": "0s"},
+                     capsys, check=True)
+    assert out["alarm"] and out["changed"]
+    assert not (tmp_path / "drift.json").exists()
+    out = run_module({"values": [3.0] * 2, "target": 0, "sigma": 1, "state_file": sf, "escalate_after": "24h"}, capsys)
+    assert not out["alarm"] and out["s_pos"] == pytest.approx(5.0)
+    out = run_module({"value": 3.0, "target": 0, "sigma": 1, "state_file": sf, "escalate_after": "24h"}, capsys)
+    assert out["alarm"] and out["direction"] == "up" and not out["escalate"]
+    out = run_module({"value": 3.0, "state_file": sf, "escalate_after": "0s"}, capsys)
+    assert out["alarm"] and out["escalate"]
+    out = run_module({"reset": True, "state_file": sf}, capsys)
+    assert not out["alarm"] and out["s_pos"] == 0 and out["n"] == 0
+
+
+def test_module_bad_input(tmp_path, capsys):
+    out = run_module({"value": 1.0, "escalate_after": "soon"}, capsys)
+    assert out["failed"] and "escalate_after" in out["msg"]
+    out = run_module({"value": 1.0, "sigma": -1}, capsys)
+    assert out["failed"] and "sigma" in out["msg"]
+    out = run_module({"target": 0, "sigma": 1}, capsys)
+    assert out["failed"] and "value" in out["msg"]
