@@ -22,7 +22,7 @@
   after a rollback) is acknowledged without a second line. With
   ``CODEX_PUBLISH_ENABLED=false`` the service does not consume at all: events
   stay in the stream until a version with publishing on takes them.
-* Fault knobs (``DEMO_FAULT_ERROR_RATE``, ``DEMO_FAULT_LATENCY_MS``,
+* Fault knobs (also from ``--faults-file``; ``DEMO_FAULT_ERROR_RATE``, ``DEMO_FAULT_LATENCY_MS``,
   ``DEMO_FAULT_TAIL_MS`` + ``DEMO_FAULT_TAIL_FRACTION``,
   ``DEMO_FAULT_CRASH_ON_START``) make a release bad on purpose; a key suffixed
   with ``__<VERSION>`` (e.g. ``DEMO_FAULT_ERROR_RATE__V3``) applies to that
@@ -260,7 +260,7 @@ class Service:
         self.args = args
         self.version = args.version
         self.env_file = args.env_file
-        self.cfg = Config(parse_env_file(args.env_file), args.version)
+        self.cfg = Config(self._values(), args.version)
         self.metrics = Metrics(args.version)
         self.metrics.set_flags(self.cfg)
         self.rng = random.Random(os.environ.get("DEMO_FAULT_SEED"))
@@ -279,9 +279,17 @@ class Service:
         self.inflight_lock = threading.Lock()
 
     # --- configuration ---------------------------------------------------------------
+    def _values(self):
+        values = parse_env_file(self.env_file)
+        faults = self.args.faults_file
+        if faults and os.path.exists(faults):
+            # only fault knobs come from the faults file; flags stay the flags role's business
+            values.update({k: v for k, v in parse_env_file(faults).items() if k.startswith("DEMO_FAULT_")})
+        return values
+
     def reload(self):
         try:
-            cfg = Config(parse_env_file(self.env_file), self.version)
+            cfg = Config(self._values(), self.version)
         except (OSError, ConfigError) as exc:
             log("reload of %s refused, keeping the previous flags: %s" % (self.env_file, exc))
             return
@@ -738,6 +746,8 @@ def parse_args(argv=None):
                    help="never create the durable consumer, only bind to it")
     p.add_argument("--publish-dir", default="", help="where published.jsonl is appended")
     p.add_argument("--graph-port", type=int, default=8002, help="Graph API port when GRAPH_API_ENABLED")
+    p.add_argument("--faults-file", default=os.environ.get("DEMO_FAULTS_FILE", ""),
+                   help="optional KEY=VALUE file whose DEMO_FAULT_* keys override the env file's (a missing file is fine)")
     p.add_argument("--slot", default="", help="where this process runs (stable, canary, ...): recorded, not used")
     return p.parse_args(argv)
 

@@ -116,6 +116,8 @@ class LocalStack:
                         os.remove(stale)
             with open(slot_info["stable"]["env_file"], "w", encoding="utf-8") as fh:
                 fh.write(STABLE_ENV)
+            with open(os.path.join(wd, "services", "faults.env"), "w", encoding="utf-8") as fh:
+                fh.write("# DEMO_FAULT_* knobs for every slot; KEY__V3=... applies to version v3 only\n")
             if not os.path.exists(slot_info["canary"]["env_file"]):
                 with open(slot_info["canary"]["env_file"], "w", encoding="utf-8") as fh:
                     fh.write(STABLE_ENV.replace("stable slot", "canary slot"))
@@ -159,6 +161,7 @@ class LocalStack:
                     "servers": {n: n for n in SLOTS}, "pid": _pid_of(self.haproxy),
                 },
                 "slots": slot_info,
+                "faults_file": os.path.join(wd, "services", "faults.env"),
                 "publish_dir": os.path.join(wd, "publish"),
                 "publish_file": os.path.join(wd, "publish", "published.jsonl"),
                 "service_module": "demo.service",

@@ -146,6 +146,8 @@ def start(stack, slot, version, env_file=None, durable=None, deliver=None, force
     if not os.path.exists(env_file):
         raise SlotError("env file %s for slot %s does not exist" % (env_file, slot))
     env_hash = _env_hash(env_file)
+    if stack.get("faults_file") and os.path.exists(stack["faults_file"]):
+        env_hash += ":" + _env_hash(stack["faults_file"])
     durable = durable or stack["nats"]["durable"]
     state = read_state(stack, slot) or {}
     if (not force and alive(state.get("pid"), state.get("start_time")) and state.get("version") == version
@@ -161,6 +163,8 @@ def start(stack, slot, version, env_file=None, durable=None, deliver=None, force
             "--version", version, "--graph-port", str(s["graph_port"]), "--slot", slot,
             "--nats-url", stack["nats"]["url"], "--stream", stack["nats"]["stream"], "--durable", durable,
             "--publish-dir", stack["publish_dir"]]
+    if stack.get("faults_file"):
+        argv += ["--faults-file", stack["faults_file"]]
     if deliver:
         argv += ["--deliver", deliver]
     argv += list(extra_args)

@@ -272,3 +272,17 @@ def test_publishing_disabled_leaves_events_in_the_stream_until_sighup(services, 
     svc.proc.signal(signal.SIGHUP)
     wait_for(lambda: len(read_published(pub)) == 15, what="15 records after SIGHUP")
     assert 'demo_flag_enabled{flag="CODEX_PUBLISH_ENABLED",version="v1"} 1.0' in svc.metrics()
+
+
+def test_faults_file_overrides_only_fault_knobs(services, tmp_path):
+    faults = tmp_path / "faults.env"
+    faults.write_text("DEMO_FAULT_ERROR_RATE__V3=1.0\nGRAPH_API_ENABLED=true\n")
+    bad = services("v3", {}, extra=["--faults-file", str(faults)]).start()
+    good = services("v2", {}, extra=["--faults-file", str(faults)]).start()
+    assert {bad.get("/api/ping")[0] for _ in range(10)} == {500}
+    assert {good.get("/api/ping")[0] for _ in range(10)} == {200}
+    flags = json.loads(good.get("/api/flags")[2])["flags"]
+    assert flags["GRAPH_API_ENABLED"] is False  # flags never come from the faults file
+    faults.write_text("")
+    bad.proc.signal(signal.SIGHUP)
+    wait_for(lambda: bad.get("/api/ping")[0] == 200 and bad.get("/api/ping")[0] == 200, what="fault cleared")
