@@ -83,7 +83,7 @@ def _num(value, field):
             value = float(value)
         except (TypeError, ValueError):
             raise JudgeError("%s must be a number, got %r" % (field, value))
-    if value != value or value in (float("inf"), float("-inf")):
+    if math.isnan(value) or math.isinf(value):
         raise JudgeError("%s must be a finite number, got %r" % (field, value))
     if value < 0:
         raise JudgeError("%s must be >= 0 (a cumulative counter), got %r" % (field, value))
@@ -97,7 +97,7 @@ def _le(key, field):
         val = float(key)
     except (TypeError, ValueError):
         raise JudgeError("%s: bucket bound %r is not a number (use +Inf for the last bucket)" % (field, key))
-    if val != val or val < 0:
+    if math.isnan(val) or val < 0:
         raise JudgeError("%s: bucket bound %r must be >= 0" % (field, key))
     return val
 
@@ -208,7 +208,7 @@ class _Stream:
         self.abs_margin = abs_margin
         self.fail_log = [0.0] * len(FAIL_GRID)
         self.pass_alts = [(r, w) for r, w in PASS_GRID if r < margin]
-        wsum = sum(w for _, w in self.pass_alts)
+        wsum = sum(w for dummy, w in self.pass_alts)
         self.pass_alts = [(r, w / wsum) for r, w in self.pass_alts]
         self.pass_log = [0.0] * len(self.pass_alts)
         # absolute-ceiling test on the canary alone (errors only)
@@ -231,7 +231,7 @@ class _Stream:
         self.x_b += x_b
         if self.abs_alts and n_c > 0:
             c = self.abs_margin
-            for i, (p, _) in enumerate(self.abs_alts):
+            for i, (p, dummy) in enumerate(self.abs_alts):
                 if p <= 0.0:
                     self.abs_log[i] = -math.inf if x_c > 0 else self.abs_log[i] + n_c * -math.log1p(-c)
                     continue
@@ -244,7 +244,7 @@ class _Stream:
         one = 1.0 - theta
         # fail test: exact under exchangeability (bounded MGF)
         fl = self.fail_log
-        for i, (r, _) in enumerate(FAIL_GRID):
+        for i, (r, dummy) in enumerate(FAIL_GRID):
             lam = math.log(r)
             fl[i] += lam * x_c - _log_mgf_bound(lam, m, n_c, n_b)
         # pass test: conditional binomial (Poisson-process model)
@@ -252,7 +252,7 @@ class _Stream:
         den = math.log(one + theta * big)
         lm = math.log(big)
         pl = self.pass_log
-        for i, (r, _) in enumerate(self.pass_alts):
+        for i, (r, dummy) in enumerate(self.pass_alts):
             pl[i] += x_c * (math.log(r) - lm) - m * (math.log(one + theta * r) - den)
 
     # -- statistics -------------------------------------------------------
@@ -267,7 +267,7 @@ class _Stream:
     def log_e_fail(self):
         v = self._cache.get("fail")
         if v is None:
-            v = self._cache["fail"] = self._mix(self.fail_log, [w for _, w in FAIL_GRID])
+            v = self._cache["fail"] = self._mix(self.fail_log, [w for dummy, w in FAIL_GRID])
         return v
 
     def log_e_pass(self):
@@ -275,7 +275,7 @@ class _Stream:
             return 0.0
         v = self._cache.get("pass")
         if v is None:
-            v = self._cache["pass"] = self._mix(self.pass_log, [w for _, w in self.pass_alts])
+            v = self._cache["pass"] = self._mix(self.pass_log, [w for dummy, w in self.pass_alts])
         return v
 
     def log_e_abs(self):
@@ -283,7 +283,7 @@ class _Stream:
             return None
         v = self._cache.get("abs")
         if v is None:
-            v = self._cache["abs"] = self._mix(self.abs_log, [w for _, w in self.abs_alts])
+            v = self._cache["abs"] = self._mix(self.abs_log, [w for dummy, w in self.abs_alts])
         return v
 
     def ratio_estimate(self):
@@ -337,7 +337,7 @@ class _Stream:
                     return float("inf")
                 if excluded(lo, -1):
                     return 0.0
-            for _ in range(30):
+            for dummy in range(30):
                 mid = (lo + hi) / 2.0
                 if excluded(mid, sign) == (sign > 0):
                     lo = mid
@@ -352,7 +352,7 @@ class _Stream:
             "name": self.name, "alpha": self.alpha, "pass_alpha": self.pass_alpha,
             "margin": self.margin, "abs_margin": self.abs_margin,
             "fail_log": list(self.fail_log), "pass_log": list(self.pass_log),
-"abs_log": [_enc(v) for v in self.abs_log],
+            "abs_log": [_enc(v) for v in self.abs_log],
             "x_c": self.x_c, "x_b": self.x_b, "n_c": self.n_c, "n_b": self.n_b,
         }
 
@@ -381,7 +381,7 @@ def _finite(v):
         return None
     if v == float("inf"):
         return "inf"
-    if v != v:
+    if math.isnan(v):
         return None
     return v
 
@@ -703,10 +703,10 @@ class CanaryJudge:
             return self._finish("pass", "non-inferiority proven for %s after %d canary / %d baseline requests"
                                 % (", ".join(proved), self.n_c, self.n_b), now)
         if o["max_requests"] is not None and self.n_c >= o["max_requests"]:
-            return self._finish("inconclusive", "max_requests (%d canary requests) reached without proof; not yet proven: %s"
+            return self._finish("inconclusive", "max_requests (%s canary requests) reached without proof; not yet proven: %s"
                                 % (o["max_requests"], ", ".join(missing) or "min_requests"), now)
         if o["max_seconds"] is not None and now - self.started_at >= o["max_seconds"]:
-            return self._finish("inconclusive", "max_seconds (%gs) reached without proof; not yet proven: %s"
+            return self._finish("inconclusive", "max_seconds (%ss) reached without proof; not yet proven: %s"
                                 % (o["max_seconds"], ", ".join(missing) or "min_requests"), now)
         reason = "no proof yet after %d canary / %d baseline requests; awaiting %s" % (
             self.n_c, self.n_b, ", ".join(missing) if missing else "min_requests")

@@ -55,7 +55,7 @@ def _number(value, field, positive=False, allow_none=False):
         v = float(value)
     except (TypeError, ValueError):
         raise DriftError("%s must be a number, got %r" % (field, value))
-    if v != v or v in (float("inf"), float("-inf")):
+    if math.isnan(v) or math.isinf(v):
         raise DriftError("%s must be finite, got %r" % (field, value))
     if positive and v <= 0:
         raise DriftError("%s must be > 0, got %r" % (field, value))

@@ -27,7 +27,7 @@ description:
     (Prometheus HTTP API, a C(/metrics) endpoint, or a JSON endpoint) of this collection.
   - See C(docs/canary_judge.md) in the collection for the method and how to read the result.
 author:
-  - stagegate.rollout contributors
+  - stagegate.rollout contributors (@stagegate)
 options:
   baseline:
     description:
@@ -60,7 +60,7 @@ options:
     description:
       - Share of the traffic routed to the canary, in (0, 1) (a 5% step is V(0.05)).
       - The tests use the observed request split of each look; the declared share is checked against it
-        (sample-ratio mismatch, reported in RV(result.srm)).
+        (sample-ratio mismatch, reported in C(result.srm)).
     type: float
     default: 0.5
   pass_alpha:
@@ -137,8 +137,10 @@ seealso:
   - module: stagegate.rollout.drift_monitor
 attributes:
   check_mode:
+    description: Computes the verdict and the new state without writing O(state_file).
     support: full
   diff_mode:
+    description: Nothing to diff; the state file is internal.
     support: none
 """
 
@@ -364,7 +366,7 @@ def main():
             provider=dict(type="dict"),
             alpha=dict(type="float", default=0.01),
             canary_share=dict(type="float", default=0.5),
-            pass_alpha=dict(type="float", default=0.05),
+            pass_alpha=dict(type="float", default=0.05, no_log=False),
             error_margin=dict(type="float", default=1.25),
             error_abs_margin=dict(type="float", default=0.001),
             latency_quantiles=dict(type="list", elements="float", default=[0.5, 0.9, 0.99]),

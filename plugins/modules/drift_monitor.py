@@ -24,7 +24,7 @@ description:
     O(reset=true) clears them by hand (after the cause has been handled).
   - Values come from O(value)/O(values) directly or from O(query) through the collection's metric provider.
 author:
-  - stagegate.rollout contributors
+  - stagegate.rollout contributors (@stagegate)
 options:
   value:
     description: One new observation of the metric.
@@ -81,8 +81,10 @@ seealso:
   - module: stagegate.rollout.canary_judge
 attributes:
   check_mode:
+    description: Computes the verdict and the new state without writing O(state_file).
     support: full
   diff_mode:
+    description: Nothing to diff; the state file is internal.
     support: none
 """
 

@@ -30,7 +30,7 @@ class Arm:
 
     def add(self, rng, n, p_err, median=0.1, sigma=0.5, tail_p=0.0, tail_factor=1.0):
         self.requests += n
-        for _ in range(n):
+        for dummy in range(n):
             if rng.random() < p_err:
                 self.errors += 1
             x = rng.lognormvariate(math.log(median), sigma)
@@ -82,8 +82,8 @@ def test_aa_false_fail_rate_bounded_with_looks_after_every_batch():
     """
     fails = 0
     for seed in range(300):
-        res, _ = simulate(seed, looks=40, per_look=25, alpha=0.1, pass_alpha=1e-12,
-                          canary={"p": 0.05}, baseline={"p": 0.05})
+        res, dummy = simulate(seed, looks=40, per_look=25, alpha=0.1, pass_alpha=1e-12,
+                              canary={"p": 0.05}, baseline={"p": 0.05})
         fails += res["verdict"] == "fail"
     assert fails <= 40, "false fails %d / 300 exceed alpha=0.1 (+2 sd)" % fails
 
@@ -96,7 +96,7 @@ def test_repeated_naive_test_would_inflate():
     for seed in range(300):
         rng = random.Random(seed)
         c, b = Arm(), Arm()
-        for _ in range(40):
+        for dummy in range(40):
             c.add(rng, 25, 0.05)
             b.add(rng, 25, 0.05)
             p = (c.errors + b.errors) / (2.0 * c.requests)
@@ -133,16 +133,16 @@ def test_tail_only_latency_shift_detected():
     """Same median, 5% of canary requests 6x slower: only the tail moves."""
     hits = 0
     for seed in range(10):
-        res, _ = simulate(200 + seed, looks=80, per_look=100,
-                          canary={"p": 0.01, "tail_p": 0.05, "tail_factor": 6.0}, baseline={"p": 0.01})
+        res, dummy = simulate(200 + seed, looks=80, per_look=100,
+                              canary={"p": 0.01, "tail_p": 0.05, "tail_factor": 6.0}, baseline={"p": 0.01})
         hits += res["verdict"] == "fail" and "latency_p50" not in res["reason"]
     assert hits >= 9
 
 
 def test_better_canary_never_fails():
     for seed in range(30):
-        res, _ = simulate(300 + seed, looks=40, per_look=50, alpha=0.2, pass_alpha=1e-12,
-                          canary={"p": 0.005, "median": 0.08}, baseline={"p": 0.02})
+        res, dummy = simulate(300 + seed, looks=40, per_look=50, alpha=0.2, pass_alpha=1e-12,
+                              canary={"p": 0.005, "median": 0.08}, baseline={"p": 0.02})
         assert res["verdict"] != "fail"
 
 
@@ -159,9 +159,9 @@ def test_worse_canary_rarely_passes():
     """Canary error rate 1.5x (beyond the 1.25 margin): pass must stay rare (<= pass_alpha)."""
     passes = 0
     for seed in range(60):
-        res, _ = simulate(500 + seed, looks=100, per_look=100, latency=False, alpha=1e-9,
-                          pass_alpha=0.05, error_abs_margin=0,
-                          canary={"p": 0.03}, baseline={"p": 0.02})
+        res, dummy = simulate(500 + seed, looks=100, per_look=100, latency=False, alpha=1e-9,
+                              pass_alpha=0.05, error_abs_margin=0,
+                              canary={"p": 0.03}, baseline={"p": 0.02})
         passes += res["verdict"] == "pass"
     assert passes <= 4
 
@@ -169,13 +169,13 @@ def test_worse_canary_rarely_passes():
 def test_zero_baseline_errors_no_false_pass():
     """Baseline with zero errors, canary at 0.5%: the ratio is unbounded and the canary is
     above the 0.1% absolute margin - it must never pass, however long it runs."""
-    res, _ = simulate(21, looks=200, per_look=100, latency=False, alpha=1e-9,
-                      canary={"p": 0.005}, baseline={"p": 0.0})
+    res, dummy = simulate(21, looks=200, per_look=100, latency=False, alpha=1e-9,
+                          canary={"p": 0.005}, baseline={"p": 0.0})
     assert res["verdict"] != "pass"
 
 
 def test_zero_errors_both_arms_pass_by_absolute_margin():
-    res, _ = simulate(22, looks=200, per_look=100, latency=False, canary={"p": 0.0}, baseline={"p": 0.0})
+    res, dummy = simulate(22, looks=200, per_look=100, latency=False, canary={"p": 0.0}, baseline={"p": 0.0})
     assert res["verdict"] == "pass"
     assert res["errors"]["e_pass_abs"] >= res["errors"]["pass_threshold"]
 
@@ -193,16 +193,16 @@ def test_no_data_never_passes_and_ends_inconclusive():
 
 
 def test_max_requests_inconclusive():
-    res, _ = simulate(5, looks=100, per_look=20, latency=False, max_requests=500,
-                      canary={"p": 0.05}, baseline={"p": 0.05})
+    res, dummy = simulate(5, looks=100, per_look=20, latency=False, max_requests=500,
+                          canary={"p": 0.05}, baseline={"p": 0.05})
     assert res["verdict"] == "inconclusive"
     assert "max_requests" in res["reason"]
     assert res["requests"]["canary"] >= 500
 
 
 def test_five_percent_share():
-    res, _ = simulate(31, looks=200, per_look=200, share=0.05, latency=False,
-                      canary={"p": 0.06}, baseline={"p": 0.02})
+    res, dummy = simulate(31, looks=200, per_look=200, share=0.05, latency=False,
+                          canary={"p": 0.06}, baseline={"p": 0.02})
     assert res["verdict"] == "fail"
 
 
@@ -225,7 +225,7 @@ def test_result_shape():
 
 
 def test_verdict_latches_after_terminal():
-    res, _ = simulate(3, looks=60, per_look=100, latency=False, canary={"p": 0.2}, baseline={"p": 0.01})
+    res, dummy = simulate(3, looks=60, per_look=100, latency=False, canary={"p": 0.2}, baseline={"p": 0.01})
     assert res["verdict"] == "fail"
 
 
@@ -245,9 +245,9 @@ def test_state_roundtrip_gives_identical_results():
 
 
 def test_confidence_sequence_covers_truth_and_shrinks():
-    res_small, _ = simulate(8, looks=5, per_look=100, latency=False, pass_alpha=1e-12, canary={"p": 0.04}, baseline={"p": 0.02})
-    res_big, _ = simulate(8, looks=200, per_look=100, latency=False, alpha=1e-6, pass_alpha=1e-12,
-                          canary={"p": 0.04}, baseline={"p": 0.02})
+    res_small, dummy = simulate(8, looks=5, per_look=100, latency=False, pass_alpha=1e-12, canary={"p": 0.04}, baseline={"p": 0.02})
+    res_big, dummy = simulate(8, looks=200, per_look=100, latency=False, alpha=1e-6, pass_alpha=1e-12,
+                              canary={"p": 0.04}, baseline={"p": 0.02})
     e = res_big["errors"]
     assert e["ratio_lower"] <= 2.0 <= e["ratio_upper"]
     s = res_small["errors"]

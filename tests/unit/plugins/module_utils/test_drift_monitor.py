@@ -27,7 +27,7 @@ def run_length(rng, shift, k=0.5, h=5.0, cap=100000):
 def test_arl0_two_sided_k05_h5():
     """Textbook: ARL0 ~ 465 (two-sided, k=0.5, h=5).  1,200 runs: standard error ~13."""
     rng = random.Random(2024)
-    runs = [run_length(rng, 0.0) for _ in range(1200)]
+    runs = [run_length(rng, 0.0) for dummy in range(1200)]
     arl0 = sum(runs) / len(runs)
     assert 420 <= arl0 <= 510, arl0
 
@@ -35,7 +35,7 @@ def test_arl0_two_sided_k05_h5():
 def test_arl1_one_sigma_shift():
     """Textbook: ARL1 ~ 10.4 at a 1 sigma shift."""
     rng = random.Random(7)
-    runs = [run_length(rng, 1.0) for _ in range(3000)]
+    runs = [run_length(rng, 1.0) for dummy in range(3000)]
     arl1 = sum(runs) / len(runs)
     assert 9.9 <= arl1 <= 10.9, arl1
 
