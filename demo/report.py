@@ -180,7 +180,7 @@ def plot_judge(run):
     ax.set_xlabel("look (analysis run) number")
     ax.set_ylabel("log10 e-value (evidence canary is worse)")
     ax.set_title("Canary judge: anytime-valid evidence against the canary, look by look")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
     return _png(fig)
 

@@ -24,7 +24,7 @@
   stay in the stream until a version with publishing on takes them.
 * Fault knobs (also from ``--faults-file``; ``DEMO_FAULT_ERROR_RATE``, ``DEMO_FAULT_LATENCY_MS``,
   ``DEMO_FAULT_TAIL_MS`` + ``DEMO_FAULT_TAIL_FRACTION``,
-  ``DEMO_FAULT_CRASH_ON_START``) make a release bad on purpose; a key suffixed
+  ``DEMO_FAULT_CRASH_ON_START``, ``DEMO_FAULT_SCOPE`` always|external) make a release bad on purpose; a key suffixed
   with ``__<VERSION>`` (e.g. ``DEMO_FAULT_ERROR_RATE__V3``) applies to that
   version only and wins over the plain key.
 * SIGTERM/SIGINT: stop fetching, finish in-flight events and requests, exit 0.
@@ -67,13 +67,16 @@ FAULT_NAMES = (
     "DEMO_FAULT_TAIL_MS",
     "DEMO_FAULT_TAIL_FRACTION",
     "DEMO_FAULT_CRASH_ON_START",
+    "DEMO_FAULT_SCOPE",
 )
 PORTALS = ("build-only", "external")
+FAULT_SCOPES = ("always", "external")
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off", "")
 
-# 5 ms .. 10 s, dense enough around the 500 ms / 3 s / 5 s gate thresholds.
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0)
+# 1 ms .. 10 s: resolves this fast service's normal latency and is dense around the
+# 500 ms / 3 s / 5 s gate thresholds.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0)
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 DEFAULT_STREAM = "REPO_EVENTS"
@@ -164,10 +167,18 @@ class Config:
         self.tail_ms = _float("DEMO_FAULT_TAIL_MS", get("DEMO_FAULT_TAIL_MS", "0") or "0", 0)
         self.tail_fraction = _float("DEMO_FAULT_TAIL_FRACTION", get("DEMO_FAULT_TAIL_FRACTION", "0") or "0", 0, 1)
         self.crash_on_start = _bool("DEMO_FAULT_CRASH_ON_START", get("DEMO_FAULT_CRASH_ON_START", "false"))
+        scope = get("DEMO_FAULT_SCOPE", "always").strip().lower() or "always"
+        if scope not in FAULT_SCOPES:
+            raise ConfigError("DEMO_FAULT_SCOPE=%r is not accepted (accepted: %s)" % (scope, ", ".join(FAULT_SCOPES)))
+        self.fault_scope = scope
+        if scope == "external" and portal != "external":
+            # the bug is in the external publishing path: invisible while build-only (staging)
+            self.error_rate = self.latency_ms = self.tail_ms = self.tail_fraction = 0.0
 
     def faults(self):
         return {"error_rate": self.error_rate, "latency_ms": self.latency_ms, "tail_ms": self.tail_ms,
-                "tail_fraction": self.tail_fraction, "crash_on_start": self.crash_on_start}
+                "tail_fraction": self.tail_fraction, "crash_on_start": self.crash_on_start,
+                "scope": self.fault_scope}
 
     def included(self, repo):
         return not self.include or repo in self.include

@@ -286,3 +286,12 @@ def test_faults_file_overrides_only_fault_knobs(services, tmp_path):
     faults.write_text("")
     bad.proc.signal(signal.SIGHUP)
     wait_for(lambda: bad.get("/api/ping")[0] == 200 and bad.get("/api/ping")[0] == 200, what="fault cleared")
+
+
+def test_fault_scope_external_hides_the_bug_while_build_only():
+    build_only = Config({"DEMO_FAULT_ERROR_RATE": "0.2", "DEMO_FAULT_SCOPE": "external"}, "v3")
+    external = Config({"DEMO_FAULT_ERROR_RATE": "0.2", "DEMO_FAULT_SCOPE": "external",
+                       "CODEX_PUBLISH_PORTAL": "external"}, "v3")
+    assert build_only.error_rate == 0.0 and external.error_rate == 0.2
+    with pytest.raises(ConfigError, match="DEMO_FAULT_SCOPE"):
+        Config({"DEMO_FAULT_SCOPE": "sometimes"}, "v3")

@@ -1,0 +1,838 @@
+#!/usr/bin/env python3
+"""The demo: one command rolls a good release through all four phases and a bad one back.
+
+    .venv/bin/python demo/run_demo.py [--shortened] [--workdir demo/run] [--driver ansible|python]
+                                     [--keep-up] [--skip-bad] [--rate 40] [--events-rate 5]
+
+1. starts the local stack (NATS JetStream, Prometheus, HAProxy, stable service v1);
+2. starts the load generator (HTTP through HAProxy + repository events to JetStream);
+3. release v2: ``ansible-playbook -i inventories/<phase> playbooks/<phase>.yml`` for
+   staging, canary, production, advanced — each must succeed;
+4. release v3, made bad (``DEMO_FAULT_ERROR_RATE__V3`` in the stack's faults file, only
+   visible once publishing is external): the same playbooks, which must roll it back
+   at the canary;
+5. checks that every event was processed exactly once by a healthy version (or
+   replayed after the rollback), verifies the ledger, writes the report, stops the stack.
+
+While it runs it prints the phase, HAProxy's canary weight, live error rate and
+latency of stable vs canary (from Prometheus) and the decisions as the ledger records
+them. ``--driver python`` runs the phases with a small built-in stand-in instead of
+the playbooks (for developing the demo itself; the report says so).
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from urllib.parse import urlencode
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+for _p in (os.path.join(ROOT, ".collections"), ROOT):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from demo.loadgen import LoadGen  # noqa: E402
+from demo.repos import REPOSITORIES  # noqa: E402
+from demo.stack import slot as slots  # noqa: E402
+from demo.stack.local import LocalStack  # noqa: E402
+
+PHASES = ("staging", "canary", "production", "advanced")
+GOOD, BAD = "v2", "v3"
+
+
+# ----- small clients -------------------------------------------------------------------------
+def haproxy_cmd(sock_path, cmd, timeout=2.0):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(sock_path)
+        s.sendall((cmd + "\n").encode())
+        chunks = []
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+        return b"".join(chunks).decode()
+    finally:
+        s.close()
+
+
+def haproxy_weights(stack):
+    h = stack["haproxy"]
+    out = {}
+    for name in ("stable", "canary"):
+        txt = haproxy_cmd(h["socket_path"], "get weight %s/%s" % (h["backend"], h["servers"][name]))
+        out[name] = int(txt.split()[0])
+    return out
+
+
+def canary_percent(weights):
+    total = weights["stable"] + weights["canary"]
+    return round(100.0 * weights["canary"] / total, 1) if total else 0.0
+
+
+def prom(url, query, timeout=3.0):
+    with urllib.request.urlopen("%s/api/v1/query?%s" % (url, urlencode({"query": query})), timeout=timeout) as r:
+        return json.loads(r.read())["data"]["result"]
+
+
+def by_slot(result):
+    out = {}
+    for r in result:
+        try:
+            v = float(r["value"][1])
+        except (KeyError, ValueError, IndexError):
+            continue
+        if v == v:  # not NaN
+            out[r["metric"].get("slot")] = v
+    return out
+
+
+W = "6s"
+Q_REQ = 'sum by (slot) (rate(demo_http_requests_total{job="demo",route!="/healthz"}[%s]))' % W
+Q_ERR = 'sum by (slot) (rate(demo_http_requests_total{job="demo",route!="/healthz",code=~"5.."}[%s]))' % W
+Q_LAT = ('histogram_quantile(%s, sum by (slot, le) (rate(demo_http_request_duration_seconds_bucket{job="demo"}[' + W
+         + '])))')
+
+
+# ----- the run record and the live monitor ------------------------------------------------------
+class Demo:
+    def __init__(self, args):
+        self.args = args
+        self.t0 = time.time()
+        self.lock = threading.Lock()
+        self.run = {"title": "stagegate.rollout demo", "started_at": self.t0, "samples": [], "weights": [],
+                    "judge": [], "gates": [], "releases": [], "rollbacks": [], "decisions": [], "retention": [],
+                    "chaos": [], "driver": args.driver, "shortened": args.shortened}
+        self.context = {"release": None, "phase": "setup", "step": 0}
+        self.stop_evt = threading.Event()
+        self.stack = None
+        self.info = None
+        self.loadgen = None
+        self.ledger_path = None
+        self._ledger_pos = 0
+        self._last_weight = None
+        self._last_print = 0
+        self.latest = {}
+
+    # printing
+    def say(self, msg):
+        line = "[%6.1fs] %s" % (time.time() - self.t0, msg)
+        print(line, flush=True)
+
+    # --- monitor thread: HAProxy weights (100 ms), Prometheus samples (2 s), ledger tail ---------
+    def monitor(self):
+        next_sample = 0
+        while not self.stop_evt.is_set():
+            now = time.time()
+            try:
+                w = haproxy_weights(self.info)
+                pct = canary_percent(w)
+                if pct != self._last_weight:
+                    with self.lock:
+                        self.run["weights"].append(dict(self.context, t=now, canary=pct, raw=w))
+                    if self._last_weight is not None:
+                        self.say("HAProxy  canary weight %s%% -> %s%%  (%s %s)" % (
+                            self._last_weight, pct, self.context["release"] or "", self.context["phase"]))
+                    self._last_weight = pct
+            except Exception:
+                pass
+            if now >= next_sample:
+                next_sample = now + 2.0
+                self.sample(now)
+            self.tail_ledger()
+            self.stop_evt.wait(0.1)
+
+    def sample(self, now):
+        url = self.info["prometheus"]["url"]
+        try:
+            req = by_slot(prom(url, Q_REQ))
+            err = by_slot(prom(url, Q_ERR))
+            lat = {q: by_slot(prom(url, Q_LAT % q)) for q in ("0.5", "0.95", "0.99")}
+        except Exception:
+            return
+        versions = {}
+        for name in ("stable", "canary"):
+            st = slots.read_state(self.info, name) or {}
+            versions[name] = st.get("version") if slots.alive(st.get("pid"), st.get("start_time")) else None
+        for name in ("stable", "canary"):
+            rps = req.get(name)
+            if not versions[name] or not rps:
+                continue
+            rec = {"t": now, "slot": name, "version": versions[name], "rps": round(rps, 3),
+                   "error_rate": (err.get(name, 0.0) / rps) if rps else None,
+                   "p50_ms": _ms(lat["0.5"].get(name)), "p95_ms": _ms(lat["0.95"].get(name)),
+                   "p99_ms": _ms(lat["0.99"].get(name))}
+            with self.lock:
+                self.run["samples"].append(rec)
+            self.latest[name] = rec
+        if now - self._last_print >= self.args.print_every:
+            self._last_print = now
+            self.say("live     %-22s weight %5s%% | %s | %s" % (
+                "%s %s" % (self.context["release"] or "-", self.context["phase"]),
+                self._last_weight, _fmt_slot("stable", self.latest.get("stable"), versions["stable"]),
+                _fmt_slot("canary", self.latest.get("canary"), versions["canary"])))
+            self.latest = {}
+
+    def tail_ledger(self):
+        path = self.ledger_path
+        if not path or not os.path.exists(path):
+            return
+        try:
+            with open(path, encoding="utf-8") as fh:
+                fh.seek(self._ledger_pos)
+                data = fh.read()
+                if not data.endswith("\n"):
+                    data = data[: data.rfind("\n") + 1]
+                self._ledger_pos += len(data.encode("utf-8"))
+        except OSError:
+            return
+        for line in data.splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            self.on_ledger(rec)
+
+    def on_ledger(self, rec):
+        d = ledger_decision(rec)
+        with self.lock:
+            self.run["decisions"].append(d)
+            kind = d["action"]
+            body = rec.get("data") if isinstance(rec.get("data"), dict) else rec
+            if "gate" in kind or "check" in kind:
+                for g in _gate_rows(body, d):
+                    self.run["gates"].append(g)
+            if "judge" in kind or "verdict" in kind or "analysis" in kind:
+                j = _judge_row(body, d)
+                if j:
+                    self.run["judge"].append(j)
+        self.say("LEDGER   %-10s %-10s %-18s %s" % (d.get("release") or "", d.get("phase") or "", kind,
+                                                     (d.get("detail") or "")[:110]))
+
+    # --- the stack ------------------------------------------------------------------------------
+    def start_stack(self):
+        wd = self.args.workdir
+        self.say("starting the local stack in %s (NATS JetStream, HAProxy, Prometheus, stable v1) ..." % wd)
+        self.stack = LocalStack(wd).start()
+        self.info = self.stack.info
+        if not self.stack.wait_scraped(30):
+            raise RuntimeError("Prometheus did not scrape the stable slot within 30 s")
+        self.ledger_path = os.path.join(self.info["workdir"], "ledger.jsonl")
+        self.run["stack"] = {k: self.info[k] for k in ("nats", "prometheus", "haproxy")}
+        self.run["ledger"] = {"path": self.ledger_path}
+        self.say("stack up: traffic %s  Prometheus %s  NATS %s" % (
+            self.info["haproxy"]["frontend_url"], self.info["prometheus"]["url"], self.info["nats"]["url"]))
+
+    def start_load(self):
+        self.loadgen = LoadGen(self.info["haproxy"]["frontend_url"], rate=self.args.rate, workers=24,
+                               nats_url=self.info["nats"]["url"], subject=self.info["nats"]["subject_prefix"],
+                               events_rate=self.args.events_rate,
+                               events_log=os.path.join(self.info["workdir"], "events.jsonl"),
+                               run_id="demo%x" % int(self.t0)).start()
+        self.say("load generator: %s req/s through HAProxy, %s repository events/s to JetStream"
+                 % (self.args.rate, self.args.events_rate))
+
+    def set_faults(self, text):
+        with open(self.info["faults_file"], "w", encoding="utf-8") as fh:
+            fh.write("# written by demo/run_demo.py\n" + text)
+
+
+def _ms(v):
+    return round(v * 1000, 3) if v is not None else None
+
+
+def _fmt_slot(name, rec, version):
+    if not version:
+        return "%s: (empty)" % name
+    if not rec:
+        return "%s %s: no traffic" % (name, version)
+    er = rec.get("error_rate")
+    return "%s %s: %5.1f req/s err %5.1f%% p95 %6s ms" % (
+        name, version, rec["rps"], 100 * er if er is not None else float("nan"),
+        "%.0f" % rec["p95_ms"] if rec.get("p95_ms") is not None else "-")
+
+
+def ledger_decision(rec):
+    """A readable summary of one ledger record, whatever the exact schema."""
+    data = rec.get("data") if isinstance(rec.get("data"), dict) else {}
+    get = lambda *keys: next((src[k] for k in keys for src in (rec, data) if src.get(k) not in (None, "")), None)  # noqa: E731
+    action = get("action", "event", "kind", "type", "record_type") or "record"
+    detail = get("detail", "message", "msg", "reason", "verdict", "result")
+    if detail is None:
+        detail = json.dumps({k: v for k, v in data.items()} if data else
+                            {k: v for k, v in rec.items() if k not in ("hash", "prev_hash", "prev", "seq")},
+                            sort_keys=True, default=str)[:300]
+    t = get("ts", "time", "timestamp", "at")
+    if isinstance(t, str):
+        try:
+            from datetime import datetime
+            t = datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            t = None
+    return {"t": t or time.time(), "release": get("version", "release", "rollout_version"),
+            "phase": get("phase"), "action": str(action), "detail": str(detail)}
+
+
+def _gate_rows(body, d):
+    rows = []
+    results = body.get("results") or body.get("checks") or body.get("gates")
+    if isinstance(results, list):
+        for r in results:
+            if isinstance(r, dict):
+                rows.append(_gate_row(r, d))
+    elif any(k in body for k in ("observed", "value")):
+        rows.append(_gate_row(body, d))
+    return rows
+
+
+def _gate_row(r, d):
+    return {"t": d["t"], "release": d.get("release"), "phase": d.get("phase"), "step": r.get("step", d.get("step")),
+            "check": r.get("name") or r.get("check") or r.get("metric"), "observed": r.get("observed", r.get("value")),
+            "threshold": r.get("threshold") or r.get("condition") or r.get("expect"),
+            "window": r.get("window"), "passed": r.get("passed", r.get("ok"))}
+
+
+def _judge_row(body, d):
+    verdict = body.get("verdict")
+    errors = body.get("errors") if isinstance(body.get("errors"), dict) else {}
+    e = errors.get("e_fail", body.get("e_fail", body.get("e_value")))
+    if verdict is None and e is None:
+        return None
+    return {"t": d["t"], "release": d.get("release"), "phase": d.get("phase"), "step": body.get("step"),
+            "metric": "error_rate", "e_value": e, "boundary": errors.get("fail_threshold", body.get("fail_threshold")),
+            "verdict": verdict}
+
+
+# ----- drivers ------------------------------------------------------------------------------------
+class AnsibleDriver:
+    """Runs the collection's phase playbooks: the product."""
+
+    name = "ansible"
+
+    def __init__(self, demo):
+        self.demo = demo
+
+    def check(self):
+        missing = [p for p in ["playbooks/%s.yml" % ph for ph in PHASES] + ["inventories/%s" % ph for ph in PHASES]
+                   if not os.path.exists(os.path.join(ROOT, p))]
+        if missing:
+            raise RuntimeError("the phase playbooks/inventories are missing: %s" % ", ".join(missing))
+        if not shutil.which("ansible-playbook"):
+            raise RuntimeError("ansible-playbook is not on PATH (run make setup)")
+
+    def extra_vars(self, release, phase):
+        info = self.demo.info
+        return {
+            "rollout_version": release,
+            "auto_approve": True,
+            "demo_stack_file": os.path.join(info["workdir"], "stack.json"),
+            "rollout_ledger_path": self.demo.ledger_path,
+            "rollout_shortened": bool(self.demo.args.shortened),
+        }
+
+    def run_phase(self, release, phase):
+        """True when the phase playbook succeeded (promoted), False when it failed (rolled back)."""
+        demo = self.demo
+        ev_file = os.path.join(demo.info["workdir"], "extra-vars-%s-%s.json" % (release, phase))
+        with open(ev_file, "w", encoding="utf-8") as fh:
+            json.dump(self.extra_vars(release, phase), fh, indent=2)
+        argv = ["ansible-playbook", "-i", "inventories/%s" % phase, "playbooks/%s.yml" % phase, "-e", "@" + ev_file]
+        log_path = os.path.join(demo.info["workdir"], "logs", "%s-%s.log" % (release, phase))
+        demo.say("PLAYBOOK %s" % " ".join(argv))
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
+                   ANSIBLE_FORCE_COLOR="false", ANSIBLE_NOCOWS="1", PYTHONUNBUFFERED="1",
+                   PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+        with open(log_path, "w", encoding="utf-8") as log:
+            proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True, start_new_session=True)
+            try:
+                for line in proc.stdout:
+                    log.write(line)
+                    s = line.strip()
+                    if s.startswith("TASK [") and demo.args.verbose:
+                        demo.say("  %s" % s.rstrip("*").strip())
+                    elif s.startswith(("fatal:", "FAILED", "ERROR!")) or "rescue" in s.lower() and s.startswith("TASK"):
+                        demo.say("  %s" % s[:200])
+                rc = proc.wait(timeout=self.demo.args.phase_timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(10)
+                rc = -1
+                demo.say("  playbook timed out after %ss" % self.demo.args.phase_timeout)
+        demo.say("PLAYBOOK %s/%s exit %s (log %s)" % (release, phase, rc, log_path))
+        return rc == 0
+
+
+class PythonDriver:
+    """A small stand-in for the phase playbooks, used to develop the demo itself.
+
+    It does what the playbooks do, with the same building blocks (HAProxy runtime API,
+    Prometheus, the collection's canary judge) but none of the inventory, ledger or
+    rescue machinery. The report marks runs made with it.
+    """
+
+    name = "python"
+    CANARY_STEPS = (10, 25, 50, 100)
+
+    def __init__(self, demo):
+        self.demo = demo
+        self.rollout_start = {}
+        self.judge = None
+
+    def check(self):
+        pass
+
+    # helpers
+    def _env(self, phase):
+        cohort = ",".join(REPOSITORIES[:5])  # the seed's 10% canary repositories
+        flags = {
+            "staging": dict(CODEX_PUBLISH_ENABLED="true", CODEX_PUBLISH_PORTAL="build-only", CODEX_REPO_INCLUDE_LIST=""),
+            "canary": dict(CODEX_PUBLISH_ENABLED="true", CODEX_PUBLISH_PORTAL="external",
+                           CODEX_REPO_INCLUDE_LIST=cohort, POLICY_TRANSPARENCY_ENABLED="true",
+                           MERMAID_GRAPHS_ENABLED="true", SLO_MONITORING_ENABLED="true"),
+            "production": dict(CODEX_PUBLISH_ENABLED="true", CODEX_PUBLISH_PORTAL="external", CODEX_REPO_INCLUDE_LIST="",
+                               POLICY_TRANSPARENCY_ENABLED="true", MERMAID_GRAPHS_ENABLED="true",
+                               SLO_MONITORING_ENABLED="true"),
+        }
+        flags["advanced"] = dict(flags["production"], GRAPH_API_ENABLED="true", CHAOS_ENGINEERING_ENABLED="true")
+        return "".join("%s=%s\n" % kv for kv in flags[phase].items())
+
+    def _write_env(self, slot, phase):
+        with open(self.demo.info["slots"][slot]["env_file"], "w", encoding="utf-8") as fh:
+            fh.write(self._env(phase))
+
+    def _weight(self, pct):
+        h = self.demo.info["haproxy"]
+        haproxy_cmd(h["socket_path"], "set weight %s/canary %d" % (h["backend"], pct))
+        haproxy_cmd(h["socket_path"], "set weight %s/stable %d" % (h["backend"], 100 - pct))
+
+    def _counts(self, slot):
+        url = self.demo.info["prometheus"]["url"]
+        sel = 'job="demo",slot="%s"' % slot
+        req = prom(url, 'sum(demo_http_requests_total{%s,route!="/healthz"})' % sel)
+        err = prom(url, 'sum(demo_http_requests_total{%s,route!="/healthz",code=~"5.."})' % sel)
+        buckets = prom(url, 'sum by (le) (demo_http_request_duration_seconds_bucket{%s})' % sel)
+        if not req:
+            return None
+        return {"requests": float(req[0]["value"][1]), "errors": float(err[0]["value"][1]) if err else 0.0,
+                "latency_buckets": {b["metric"]["le"]: float(b["value"][1]) for b in buckets}}
+
+    def _window(self, slot, seconds):
+        url = self.demo.info["prometheus"]["url"]
+        w = "%ds" % max(5, int(seconds))
+        sel = 'job="demo",slot="%s",route!="/healthz"' % slot
+        req = prom(url, 'sum(increase(demo_http_requests_total{%s}[%s]))' % (sel, w))
+        err = prom(url, 'sum(increase(demo_http_requests_total{%s,code=~"5.."}[%s]))' % (sel, w))
+        p99 = prom(url, 'histogram_quantile(0.99, sum by (le) (rate(demo_http_request_duration_seconds_bucket'
+                        '{job="demo",slot="%s"}[%s])))' % (slot, w))
+        n = float(req[0]["value"][1]) if req else 0.0
+        e = float(err[0]["value"][1]) if err else 0.0
+        lat = float(p99[0]["value"][1]) if p99 else None
+        return n, (e / n if n else None), (lat * 1000 if lat == lat and lat is not None else None)
+
+    def _gate(self, release, phase, step, check, observed, op, threshold, window):
+        ok = observed is not None and (observed < threshold if op == "<" else observed > threshold)
+        row = {"t": time.time(), "release": release, "phase": phase, "step": step, "check": check,
+               "observed": observed, "threshold": "%s %s" % (op, threshold), "window": window, "passed": ok}
+        with self.demo.lock:
+            self.demo.run["gates"].append(row)
+            self.demo.run["decisions"].append({"t": row["t"], "release": release, "phase": phase, "action": "gate",
+                                               "detail": "%s observed %s %s %s: %s" % (check, _short(observed), op,
+                                                                                       threshold, "pass" if ok else "FAIL")})
+        self.demo.say("GATE     %-8s %-10s step %s  %-22s observed %-10s %s %-8s %s" % (
+            release, phase, step, check, _short(observed), op, threshold, "pass" if ok else "FAIL"))
+        return ok
+
+    def _analysis(self, release, phase, step, seconds, judge, gates):
+        """Look every 2 s for ``seconds``; False at the first failed gate or judge fail."""
+        end = time.time() + seconds
+        while True:
+            time.sleep(2.0)
+            if judge is not None:
+                b, c = self._counts("stable"), self._counts("canary")
+                if b and c:
+                    res = judge.observe(b, c)
+                    errs = res.get("errors") or {}
+                    row = {"t": time.time(), "release": release, "phase": phase, "step": step, "metric": "error_rate",
+                           "e_value": errs.get("e_fail"), "boundary": errs.get("fail_threshold"),
+                           "verdict": res["verdict"]}
+                    with self.demo.lock:
+                        self.demo.run["judge"].append(row)
+                    if res["verdict"] == "fail":
+                        self.demo.say("JUDGE    %s %s step %s: FAIL — %s" % (release, phase, step, res.get("reason")))
+                        with self.demo.lock:
+                            self.demo.run["decisions"].append({"t": row["t"], "release": release, "phase": phase,
+                                                               "action": "judge fail", "detail": res.get("reason")})
+                        return False, "judge: %s" % res.get("reason")
+            if time.time() >= end:
+                break
+        for check, fn, op, thr in gates:
+            if not self._gate(release, phase, step, check, fn(), op, thr, "%ds" % seconds):
+                return False, "gate %s" % check
+        if judge is not None:
+            self.demo.say("JUDGE    %s %s step %s: %s after %d looks" % (release, phase, step, res["verdict"], res["looks"]))
+        return True, ""
+
+    # phases
+    def run_phase(self, release, phase):
+        return getattr(self, phase)(release)
+
+    def staging(self, release):
+        d = self.demo
+        self._weight(0)
+        self._write_env("canary", "staging")
+        slots.start(d.info, "canary", release, durable="org-brain-staging", deliver="new")
+        bake = 4 if d.args.shortened else 15
+        d.say("STAGING  %s build-only in the canary slot (shadow consumer, weight 0), bake %ds" % (release, bake))
+        time.sleep(bake)
+        h = slots.health(d.info["slots"]["canary"]["port"])
+        probes = []
+        for repo in REPOSITORIES[:10]:
+            try:
+                with urllib.request.urlopen(d.info["slots"]["canary"]["url"] + "/api/docs/" + repo, timeout=2) as r:
+                    probes.append(r.status)
+            except Exception as exc:
+                probes.append(getattr(exc, "code", 0))
+        ok = self._gate(release, "staging", 0, "health", 1.0 if h else 0.0, ">", 0.5, "now")
+        ok = self._gate(release, "staging", 0, "sentinel probe errors", float(sum(1 for p in probes if p >= 500 or p == 0)),
+                        "<", 1, "10 probes") and ok
+        slots.stop(d.info, "canary")
+        return ok
+
+    def canary(self, release):
+        d = self.demo
+        self._write_env("canary", "canary")
+        self.rollout_start[release] = time.time()
+        slots.start(d.info, "canary", release)
+        from ansible_collections.stagegate.rollout.plugins.module_utils.canary_judge import CanaryJudge
+        judge = CanaryJudge(alpha=0.01, canary_share=0.1, on_reset="rebase")
+        win = 8 if d.args.shortened else 30
+        for i, w in enumerate(self.CANARY_STEPS, 1):
+            d.context.update(step=i)
+            self._weight(w)
+            gates = [("error rate", lambda: self._window("canary", win)[1], "<", 0.05),
+                     ("p99 latency ms", lambda: self._window("canary", win)[2], "<", 5000)]
+            ok, why = self._analysis(release, "canary", i, win, judge if w < 100 else None, gates)
+            if not ok:
+                self.rollback(release, "canary", why)
+                return False
+        return True
+
+    def _promote(self, release, phase):
+        """Rolling update of the stable slot through the canary slot: no request is left without a server."""
+        d = self.demo
+        self._write_env("canary", phase)
+        slots.start(d.info, "canary", release)
+        self._weight(100)
+        time.sleep(1.0)
+        self._write_env("stable", phase)
+        slots.start(d.info, "stable", release)
+        time.sleep(1.0)
+        self._weight(0)
+        slots.stop(d.info, "canary")
+
+    def production(self, release):
+        d = self.demo
+        self._promote(release, "production")
+        self._retention("production (3a)", {"max_age": 72 * 3600, "max_msgs": -1, "max_bytes": -1})
+        win = 8 if d.args.shortened else 30
+        ok, why = self._analysis(release, "production", 1, win, None, [
+            ("error rate", lambda: self._window("stable", win)[1], "<", 0.01),
+            ("p99 latency ms", lambda: self._window("stable", win)[2], "<", 3000)])
+        if ok:
+            self._retention("production (3b)", {"max_age": 24 * 3600, "max_msgs": 1000000, "max_bytes": 10 * 10 ** 9})
+        return ok
+
+    def advanced(self, release):
+        d = self.demo
+        self._promote(release, "advanced")
+        g = d.info["slots"]["stable"]["graph_url"]
+        t0 = time.time()
+        try:
+            with urllib.request.urlopen(urllib.request.Request(g + "/graph/repos", headers={"Origin": "https://x"}),
+                                        timeout=2) as r:
+                cors = r.headers.get("Access-Control-Allow-Origin")
+            took = (time.time() - t0) * 1000
+        except Exception:
+            cors, took = None, None
+        ok = self._gate(release, "advanced", 0, "graph API ms", took, "<", 500, "1 request")
+        ok = self._gate(release, "advanced", 0, "graph API CORS", 1.0 if cors else 0.0, ">", 0.5, "1 request") and ok
+        return ok
+
+    def _retention(self, label, cfg):
+        import asyncio
+        import nats
+
+        async def go():
+            nc = await nats.connect(self.demo.info["nats"]["url"])
+            try:
+                js = nc.jetstream()
+                info = await js.stream_info(self.demo.info["nats"]["stream"])
+                c = info.config
+                c.max_age, c.max_msgs, c.max_bytes = cfg["max_age"], cfg["max_msgs"], cfg["max_bytes"]
+                new = await js.update_stream(c)
+                return {"max_age": new.config.max_age, "max_msgs": new.config.max_msgs, "max_bytes": new.config.max_bytes}
+            finally:
+                await nc.close()
+        observed = asyncio.run(go())
+        with self.demo.lock:
+            self.demo.run["retention"].append({"phase": label, "expected": cfg, "observed": observed,
+                                               "matches": all(observed[k] == v for k, v in cfg.items())})
+        self.demo.say("RETAIN   %s: %s" % (label, observed))
+
+    def rollback(self, release, phase, reason):
+        d = self.demo
+        verdict_at = time.time()
+        self._weight(0)
+        restored = time.time()
+        d.say("ROLLBACK %s at %s: %s — canary weight 0%% after %.3f s" % (release, phase, reason, restored - verdict_at))
+        slots.stop(d.info, "canary")
+        replay = replay_from(d.info, self.rollout_start.get(release, verdict_at))
+        finished = time.time()
+        with d.lock:
+            d.run["rollbacks"].append({"release": release, "phase": phase, "reason": reason, "verdict_at": verdict_at,
+                                       "traffic_restored_at": restored, "finished_at": finished, "replay": replay})
+            d.run["decisions"].append({"t": verdict_at, "release": release, "phase": phase, "action": "rollback",
+                                       "detail": reason})
+        d.say("REPLAY   JetStream consumer repositioned to the rollout start (stream seq %s): %s events to reprocess"
+              % (replay.get("from_seq"), replay.get("events_replayed")))
+
+
+def _short(v):
+    if isinstance(v, float):
+        return "%.4g" % v
+    return str(v)
+
+
+def replay_from(info, start_ts):
+    """Reposition the shared durable to ``start_ts`` (delete + recreate deliver-by-start-time)."""
+    import asyncio
+    from datetime import datetime, timezone
+    import nats
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+    async def go():
+        nc = await nats.connect(info["nats"]["url"])
+        try:
+            js = nc.jetstream()
+            stream, durable = info["nats"]["stream"], info["nats"]["durable"]
+            sinfo = await js.stream_info(stream)
+            await js.delete_consumer(stream, durable)
+            start = datetime.fromtimestamp(start_ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+            await js.add_consumer(stream, ConsumerConfig(durable_name=durable, ack_policy=AckPolicy.EXPLICIT,
+                                                         deliver_policy=DeliverPolicy.BY_START_TIME,
+                                                         opt_start_time=start, ack_wait=5, max_ack_pending=1000))
+            cinfo = await js.consumer_info(stream, durable)
+            return {"from_time": start, "from_seq": sinfo.state.last_seq - cinfo.num_pending + 1,
+                    "events_replayed": cinfo.num_pending}
+        finally:
+            await nc.close()
+    return asyncio.run(go())
+
+
+# ----- accounting ------------------------------------------------------------------------------------
+def account_events(info, bad_versions, timeout=30.0, say=print):
+    """Every event the load generator stored must be recorded exactly once by a healthy version."""
+    ev_path = os.path.join(info["workdir"], "events.jsonl")
+    sent = []
+    if os.path.exists(ev_path):
+        with open(ev_path, encoding="utf-8") as fh:
+            sent = [json.loads(line)["id"] for line in fh if line.strip()]
+    durable = info["nats"]["durable"]
+
+    def healthy_records():
+        recs = []
+        if os.path.exists(info["publish_file"]):
+            with open(info["publish_file"], encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        r = json.loads(line)
+                    except ValueError:
+                        continue
+                    if r.get("durable", durable) == durable:
+                        recs.append(r)
+        return recs
+
+    deadline = time.time() + timeout
+    while True:
+        recs = healthy_records()
+        good = [r for r in recs if r["version"] not in bad_versions]
+        seen = {r["event_id"] for r in good}
+        missing = [e for e in sent if e not in seen]
+        if not missing or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    counts = {}
+    by_version = {}
+    for r in recs:
+        by_version[r["version"]] = by_version.get(r["version"], 0) + 1
+    for r in good:
+        counts[r["event_id"]] = counts.get(r["event_id"], 0) + 1
+    sent_set = set(sent)
+    return {
+        "published": len(sent),
+        "processed_once": sum(1 for e in sent if counts.get(e) == 1),
+        "lost": len(missing),
+        "lost_ids": missing[:20],
+        "duplicates": sum(1 for e in sent if counts.get(e, 0) > 1),
+        "unknown": sum(1 for e in counts if e not in sent_set),
+        "by_version": by_version,
+        "bad_version": ",".join(sorted(bad_versions)),
+        "handled_by_bad_version": sum(n for v, n in by_version.items() if v in bad_versions),
+    }
+
+
+def verify_ledger(path):
+    if not path or not os.path.exists(path):
+        return {"path": path, "verified": None, "records": 0, "message": "no ledger written"}
+    try:
+        from ansible_collections.stagegate.rollout.plugins.module_utils import rollout_ledger as rl
+    except ImportError:
+        rl = None
+    with open(path, encoding="utf-8") as fh:
+        n = sum(1 for line in fh if line.strip())
+    if rl is None:
+        return {"path": path, "verified": None, "records": n, "message": "rollout_ledger module_utils not available"}
+    for fn_name in ("verify", "verify_ledger", "verify_file"):
+        fn = getattr(rl, fn_name, None)
+        if fn:
+            try:
+                res = fn(path)
+            except Exception as exc:
+                return {"path": path, "verified": False, "records": n, "message": str(exc)}
+            ok = res.get("ok", res.get("verified", res.get("valid"))) if isinstance(res, dict) else bool(res)
+            return {"path": path, "verified": bool(ok), "records": n, "message": json.dumps(res, default=str)[:300]
+                    if isinstance(res, dict) else str(res)}
+    return {"path": path, "verified": None, "records": n, "message": "no verify function found"}
+
+
+# ----- main -----------------------------------------------------------------------------------------
+def release_flow(demo, driver, release, expect_promoted):
+    rel = {"version": release, "outcome": None, "phases": [],
+           "expected": "promoted" if expect_promoted else "rolled_back"}
+    demo.run["releases"].append(rel)
+    for phase in PHASES:
+        demo.context.update(release=release, phase=phase, step=0)
+        demo.say("=" * 20 + " %s  %s " % (release, phase.upper()) + "=" * 20)
+        started = time.time()
+        try:
+            ok = driver.run_phase(release, phase)
+        except Exception as exc:
+            demo.say("phase %s of %s raised: %s" % (phase, release, exc))
+            traceback.print_exc()
+            ok = False
+        rel["phases"].append({"phase": phase, "started": started, "ended": time.time(),
+                              "result": "promoted" if ok else "rolled_back"})
+        demo.say("%s %s: %s in %.1f s" % (release, phase, "PROMOTED" if ok else "ROLLED BACK", time.time() - started))
+        if not ok:
+            rel["outcome"] = "rolled_back"
+            return False
+    rel["outcome"] = "promoted"
+    return True
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="demo/run_demo.py", description=__doc__.split("\n")[0])
+    p.add_argument("--workdir", default=os.path.join(ROOT, "demo", "run"))
+    p.add_argument("--shortened", action="store_true", help="short analysis windows (CI)")
+    p.add_argument("--driver", choices=("auto", "ansible", "python"), default="auto",
+                   help="auto: the playbooks when they exist, else the python stand-in")
+    p.add_argument("--rate", type=float, default=40.0, help="HTTP requests per second through HAProxy")
+    p.add_argument("--events-rate", type=float, default=5.0, help="repository events per second")
+    p.add_argument("--bad-error-rate", type=float, default=0.2)
+    p.add_argument("--skip-bad", action="store_true", help="only roll the good release")
+    p.add_argument("--keep-up", action="store_true", help="leave the stack running at the end")
+    p.add_argument("--phase-timeout", type=float, default=300.0)
+    p.add_argument("--print-every", type=float, default=5.0)
+    p.add_argument("--verbose", action="store_true", help="print every playbook task")
+    a = p.parse_args(argv)
+    a.workdir = os.path.abspath(a.workdir)
+    if a.driver == "auto":
+        a.driver = "ansible" if os.path.exists(os.path.join(ROOT, "playbooks", "canary.yml")) else "python"
+    return a
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    demo = Demo(args)
+    driver = AnsibleDriver(demo) if args.driver == "ansible" else PythonDriver(demo)
+    if args.driver == "python":
+        demo.run["title"] += " (python stand-in driver, not the collection's playbooks)"
+    ok = False
+    monitor = None
+    exit_code = 1
+    try:
+        driver.check()
+        demo.start_stack()
+        demo.set_faults("DEMO_FAULT_ERROR_RATE__%s=%s\nDEMO_FAULT_SCOPE__%s=external\n"
+                        % (BAD.upper(), args.bad_error_rate, BAD.upper()))
+        monitor = threading.Thread(target=demo.monitor, name="monitor", daemon=True)
+        monitor.start()
+        demo.start_load()
+        time.sleep(3)
+        good_ok = release_flow(demo, driver, GOOD, True)
+        bad_rolled_back = None
+        if good_ok and not args.skip_bad:
+            demo.say("release %s is made bad on purpose: %d%% errors once it publishes externally"
+                     % (BAD, 100 * args.bad_error_rate))
+            bad_rolled_back = not release_flow(demo, driver, BAD, False)
+        demo.context.update(release=None, phase="wrap-up", step=0)
+        time.sleep(2)
+        lg = demo.loadgen.stop()
+        demo.run["loadgen"] = lg
+        demo.say("load generator stopped: %d requests, %d errors; %d events stored" % (
+            lg["requests"], lg["errors"], lg["events"]["published"]))
+        demo.run["events"] = account_events(demo.info, {BAD} if bad_rolled_back else set(), say=demo.say)
+        demo.tail_ledger()
+        demo.run["ledger"] = verify_ledger(demo.ledger_path)
+        ev = demo.run["events"]
+        demo.say("events: %d stored, %d processed exactly once by a healthy version, %d lost, %d duplicated"
+                 % (ev["published"], ev["processed_once"], ev["lost"], ev["duplicates"]))
+        ok = good_ok and (args.skip_bad or bad_rolled_back) and ev["lost"] == 0 and ev["duplicates"] == 0
+        exit_code = 0 if ok else 1
+    except KeyboardInterrupt:
+        demo.say("interrupted")
+        exit_code = 130
+    except Exception as exc:
+        demo.say("demo failed: %s" % exc)
+        traceback.print_exc()
+    finally:
+        demo.stop_evt.set()
+        if monitor:
+            monitor.join(5)
+        if demo.loadgen and demo.loadgen.running():
+            demo.run["loadgen"] = demo.loadgen.stop()
+        demo.run["finished_at"] = time.time()
+        demo.run["ok"] = ok
+        report_dir = os.path.join(args.workdir, "report")
+        try:
+            os.makedirs(args.workdir, exist_ok=True)
+            with open(os.path.join(args.workdir, "run.json"), "w", encoding="utf-8") as fh:
+                json.dump(demo.run, fh, indent=1, sort_keys=True, default=str)
+            from demo.report import build
+            html_path = build(demo.run, report_dir)
+        except Exception as exc:
+            html_path = None
+            demo.say("report failed: %s" % exc)
+            traceback.print_exc()
+        if demo.stack is not None and not args.keep_up:
+            demo.stack.stop()
+            demo.say("stack stopped")
+        demo.say("demo %s in %.0f s" % ("SUCCEEDED" if ok else "FAILED", time.time() - demo.t0))
+        if html_path:
+            demo.say("report: %s" % html_path)
+            demo.say("data:   %s" % os.path.join(args.workdir, "run.json"))
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
