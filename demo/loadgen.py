@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import http.client
 import json
-import os
 import queue
 import random
 import signal
@@ -138,7 +137,7 @@ class LoadGen:
             except queue.Full:
                 with self._lock:
                     self.shed += 1
-        for _ in range(self.workers):
+        for dummy in range(self.workers):
             try:
                 self._q.put(None, timeout=1)
             except queue.Full:
@@ -322,7 +321,7 @@ class LoadGen:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m demo.loadgen", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m demo.loadgen", description=__doc__.split("\n", maxsplit=1)[0])
     p.add_argument("--url", required=True, help="base URL, e.g. the HAProxy frontend http://127.0.0.1:PORT")
     p.add_argument("--rate", type=float, default=50.0, help="HTTP requests per second")
     p.add_argument("--duration", type=float, default=30.0, help="seconds (0 = until SIGTERM)")

@@ -193,8 +193,8 @@ def plot_events(run):
     plt = _mpl()
     fig, ax = plt.subplots(figsize=(6, 2.8))
     names = sorted(by_version)
-    ax.bar(names, [by_version[n] for n in names], color=["#2ca02c" if n != ev.get("bad_version") else CANARY_C
-                                                           for n in names])
+    colours = [CANARY_C if n == ev.get("bad_version") else "#2ca02c" for n in names]
+    ax.bar(names, [by_version[n] for n in names], color=colours)
     for i, n in enumerate(names):
         ax.text(i, by_version[n], str(by_version[n]), ha="center", va="bottom", fontsize=8)
     ax.set_title("Repository events processed, by version")
@@ -307,8 +307,9 @@ def render_html(run, images):
     if s["events_published"] is not None:
         ok = not s["events_lost"] and not s["events_duplicates"]
         cards.append("<div class='card %s'><div class='k'>events published / lost / duplicated</div>"
-                     "<div class='v'>%s / %s / %s</div></div>" % ("good" if ok else "bad", _e(s["events_published"]),
-                                                                 _e(s["events_lost"]), _e(s["events_duplicates"])))
+                     "<div class='v'>%s / %s / %s</div></div>"
+                     % ("good" if ok else "bad", _e(s["events_published"]), _e(s["events_lost"]),
+                        _e(s["events_duplicates"])))
     if s["ledger_verified"] is not None:
         cards.append("<div class='card %s'><div class='k'>decision ledger</div><div class='v'>%s</div></div>"
                      % ("good" if s["ledger_verified"] else "bad", "verified" if s["ledger_verified"] else "BROKEN"))
@@ -376,8 +377,8 @@ def render_html(run, images):
         rows = [[_e(c.get("drill")), _badge(c.get("success")), _fmt(c.get("recovery_s")), _e(c.get("detail"))]
                 for c in run["chaos"]]
         ok = sum(1 for c in run["chaos"] if c.get("success"))
-        parts.append("<h2>Chaos drills (%d/%d = %.0f%%, target &gt; 95%%)</h2>" % (ok, len(run["chaos"]),
-                                                                            100.0 * ok / len(run["chaos"]))
+        share = 100.0 * ok / len(run["chaos"])
+        parts.append("<h2>Chaos drills (%d/%d = %.0f%%, target &gt; 95%%)</h2>" % (ok, len(run["chaos"]), share)
                      + _table(["drill", "result", "recovery (s)", "detail"], rows))
 
     if run.get("releases"):
@@ -385,9 +386,9 @@ def render_html(run, images):
         for rel in run["releases"]:
             for p in rel.get("phases", []):
                 dur = p["ended"] - p["started"] if p.get("ended") and p.get("started") else None
+                badge = _badge(p.get("result") == "promoted", "PROMOTED", _e(p.get("result", "")).upper())
                 rows.append([_e(rel.get("version")), _e(p.get("phase")), _e(_clock(p.get("started"), t0)),
-                             "%.1f s" % dur if dur is not None else "", _badge(p.get("result") == "promoted",
-                                                                              "PROMOTED", _e(p.get("result", "")).upper())])
+                             "%.1f s" % dur if dur is not None else "", badge])
         parts.append("<h2>Phases</h2>" + _table(["release", "phase", "started", "took", "result"], rows))
 
     if run.get("decisions"):
@@ -501,7 +502,7 @@ def sample_run(seed=7):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m demo.report", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m demo.report", description=__doc__.split("\n", maxsplit=1)[0])
     p.add_argument("--input", help="run.json written by the demo runner")
     p.add_argument("--sample", action="store_true", help="use synthetic data")
     p.add_argument("--out", required=True, help="output directory")

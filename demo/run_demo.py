@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The demo: one command rolls a good release through all four phases and a bad one back.
 
     .venv/bin/python demo/run_demo.py [--shortened] [--workdir demo/run] [--driver ansible|python]
@@ -21,6 +20,7 @@ the playbooks (for developing the demo itself; the report says so).
 """
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -91,7 +91,7 @@ def by_slot(result):
             v = float(r["value"][1])
         except (KeyError, ValueError, IndexError):
             continue
-        if v == v:  # not NaN
+        if not math.isnan(v):
             out[r["metric"].get("slot")] = v
     return out
 
@@ -215,8 +215,8 @@ class Demo:
                 j = _judge_row(body, d)
                 if j:
                     self.run["judge"].append(j)
-        self.say("LEDGER   %-10s %-10s %-18s %s" % (d.get("release") or "", d.get("phase") or "", kind,
-                                                     (d.get("detail") or "")[:110]))
+        self.say("LEDGER   %-10s %-10s %-18s %s"
+                 % (d.get("release") or "", d.get("phase") or "", kind, (d.get("detail") or "")[:110]))
 
     # --- the stack ------------------------------------------------------------------------------
     def start_stack(self):
@@ -264,11 +264,14 @@ def _fmt_slot(name, rec, version):
 def ledger_decision(rec):
     """A readable summary of one ledger record, whatever the exact schema."""
     data = rec.get("data") if isinstance(rec.get("data"), dict) else {}
-    get = lambda *keys: next((src[k] for k in keys for src in (rec, data) if src.get(k) not in (None, "")), None)  # noqa: E731
+
+    def get(*keys):
+        return next((src[k] for k in keys for src in (rec, data) if src.get(k) not in (None, "")), None)
+
     action = get("action", "event", "kind", "type", "record_type") or "record"
     detail = get("detail", "message", "msg", "reason", "verdict", "result")
     if detail is None:
-        detail = json.dumps({k: v for k, v in data.items()} if data else
+        detail = json.dumps(dict(data) if data else
                             {k: v for k, v in rec.items() if k not in ("hash", "prev_hash", "prev", "seq")},
                             sort_keys=True, default=str)[:300]
     t = get("ts", "time", "timestamp", "at")
@@ -437,7 +440,7 @@ class PythonDriver:
         n = float(req[0]["value"][1]) if req else 0.0
         e = float(err[0]["value"][1]) if err else 0.0
         lat = float(p99[0]["value"][1]) if p99 else None
-        return n, (e / n if n else None), (lat * 1000 if lat == lat and lat is not None else None)
+        return n, (e / n if n else None), (lat * 1000 if lat is not None and not math.isnan(lat) else None)
 
     def _gate(self, release, phase, step, check, observed, op, threshold, window):
         ok = observed is not None and (observed < threshold if op == "<" else observed > threshold)
@@ -741,7 +744,7 @@ def release_flow(demo, driver, release, expect_promoted):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="demo/run_demo.py", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="demo/run_demo.py", description=__doc__.split("\n", maxsplit=1)[0])
     p.add_argument("--workdir", default=os.path.join(ROOT, "demo", "run"))
     p.add_argument("--shortened", action="store_true", help="short analysis windows (CI)")
     p.add_argument("--driver", choices=("auto", "ansible", "python"), default="auto",

@@ -527,7 +527,7 @@ class Service:
             m.events.labels(version, "failed").inc()
             await msg.nak(delay=0.5)
             return
-        delay, _ = self.fault_delay_and_error()
+        delay = self.fault_delay_and_error()[0]
         if delay:
             await asyncio.sleep(delay)
         now = time.time()
@@ -742,7 +742,7 @@ def log(msg):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m demo.service", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m demo.service", description=__doc__.split("\n", maxsplit=1)[0])
     p.add_argument("--env-file", required=True, help="flags and fault knobs, KEY=VALUE lines (SIGHUP re-reads)")
     p.add_argument("--port", type=int, required=True, help="API port (127.0.0.1)")
     p.add_argument("--version", required=True, help="the release this process runs, e.g. v2")

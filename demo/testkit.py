@@ -6,7 +6,7 @@ import shutil
 import sys
 import urllib.request
 
-from demo.stack.ports import free_port, port_open
+from demo.stack.ports import free_port
 from demo.stack.process import ManagedProcess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -309,7 +309,7 @@ def _read(path):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m demo.stack.local", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m demo.stack.local", description=__doc__.split("\n", maxsplit=1)[0])
     p.add_argument("action", choices=("up", "down", "status"))
     p.add_argument("--workdir", default=os.path.join(REPO_ROOT, "demo", "run"))
     p.add_argument("--stable-version", default="v1")

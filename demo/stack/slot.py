@@ -201,7 +201,7 @@ def _tail(path, n=15):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m demo.stack.slot", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m demo.stack.slot", description=__doc__.split("\n", maxsplit=1)[0])
     p.add_argument("action", choices=("start", "stop", "status"))
     p.add_argument("--stack", default="demo/run/stack.json")
     p.add_argument("--slot", default=None)

@@ -26,7 +26,8 @@ def _processes_mentioning(text):
 
 
 def _cli(*args):
-    res = subprocess.run([sys.executable, "-m"] + list(args), cwd=ROOT, capture_output=True, text=True, timeout=90)
+    res = subprocess.run([sys.executable, "-m"] + list(args), cwd=ROOT, capture_output=True, text=True,
+                         check=False, timeout=90)
     return res.returncode, res.stdout, res.stderr
 
 
@@ -59,11 +60,11 @@ def test_cli_up_slots_status_down_leaves_nothing(tmp_path):
         assert rc == 0, out + err
         started = json.loads(out)
         assert started["changed"] and started["healthy"] and started["version"] == "v2"
-        rc, out, _ = _cli("demo.stack.slot", "start", "--stack", os.path.join(wd, "stack.json"),
-                          "--slot", "canary", "--version", "v2")
+        rc, out, dummy = _cli("demo.stack.slot", "start", "--stack", os.path.join(wd, "stack.json"),
+                              "--slot", "canary", "--version", "v2")
         assert json.loads(out)["changed"] is False and json.loads(out)["pid"] == started["pid"]  # idempotent
-        assert {_ping(fe) for _ in range(20)} == {"v1"}
-        rc, out, _ = _cli("demo.stack.local", "status", "--workdir", wd)
+        assert {_ping(fe) for dummy in range(20)} == {"v1"}
+        rc, out, dummy = _cli("demo.stack.local", "status", "--workdir", wd)
         st = json.loads(out)
         assert st["slots"]["canary"]["version"] == "v2" and st["slots"]["stable"]["healthy"]
         recorded = dict(pids(info))
@@ -76,7 +77,7 @@ def test_cli_up_slots_status_down_leaves_nothing(tmp_path):
         assert not slots.alive(pid), "%s (pid %d) still running" % (name, pid)
     assert _processes_mentioning(wd) == []
     # down twice is fine
-    rc, out, _ = _cli("demo.stack.local", "down", "--workdir", wd)
+    rc, out, dummy = _cli("demo.stack.local", "down", "--workdir", wd)
     assert rc == 0 and json.loads(out)["changed"] is False
 
 
