@@ -740,6 +740,15 @@ def release_flow(demo, driver, release, expect_promoted):
             rel["outcome"] = "rolled_back"
             return False
     rel["outcome"] = "promoted"
+    if demo.args.chaos and expect_promoted:
+        demo.context.update(phase="advanced (chaos)", step=0)
+        demo.say("=" * 20 + " %s  CHAOS DRILLS (advanced) " % release + "=" * 20)
+        from demo.chaos import run_all
+        results = run_all(demo.info, demo.stack, demo.loadgen, release, say=demo.say)
+        with demo.lock:
+            demo.run["chaos"].extend(results)
+        ok = sum(1 for r in results if r["success"])
+        demo.say("chaos drills: %d/%d recovered (%.0f%%, target > 95%%)" % (ok, len(results), 100.0 * ok / len(results)))
     return True
 
 
@@ -754,6 +763,8 @@ def parse_args(argv=None):
     p.add_argument("--bad-error-rate", type=float, default=0.2)
     p.add_argument("--skip-bad", action="store_true", help="only roll the good release")
     p.add_argument("--keep-up", action="store_true", help="leave the stack running at the end")
+    p.add_argument("--no-chaos", dest="chaos", action="store_false",
+                   help="skip the chaos drills after the good release reached advanced")
     p.add_argument("--phase-timeout", type=float, default=300.0)
     p.add_argument("--print-every", type=float, default=5.0)
     p.add_argument("--verbose", action="store_true", help="print every playbook task")
@@ -800,7 +811,10 @@ def main(argv=None):
         ev = demo.run["events"]
         demo.say("events: %d stored, %d processed exactly once by a healthy version, %d lost, %d duplicated"
                  % (ev["published"], ev["processed_once"], ev["lost"], ev["duplicates"]))
-        ok = good_ok and (args.skip_bad or bad_rolled_back) and ev["lost"] == 0 and ev["duplicates"] == 0
+        chaos = demo.run["chaos"]
+        chaos_ok = not chaos or sum(1 for r in chaos if r["success"]) / len(chaos) > 0.95
+        ok = (good_ok and (args.skip_bad or bad_rolled_back) and ev["lost"] == 0 and ev["duplicates"] == 0
+              and chaos_ok)
         exit_code = 0 if ok else 1
     except KeyboardInterrupt:
         demo.say("interrupted")

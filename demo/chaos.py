@@ -1,0 +1,175 @@
+"""Chaos drills against the local demo stack: each breaks one real component and checks the recovery.
+
+* ``kill_canary`` — a canary of the running version takes ~10 % of the traffic and is
+  SIGKILLed: HAProxy must take it out (health check) with almost no client-visible
+  error (``option redispatch``), and it must come back healthy and routed.
+* ``restart_nats`` — nats-server is stopped and started again (same store): the
+  services' consumers reconnect and an event published after the restart is
+  processed within the freshness SLO (10 s).
+* ``stall_prometheus`` — Prometheus is frozen (SIGSTOP): a gate query must fail
+  closed (error / no data, never a pass); after SIGCONT queries answer again.
+
+Each drill returns ``{"drill", "success", "recovery_s", "detail"}``.
+"""
+import json
+import os
+import signal
+import time
+import urllib.request
+from urllib.parse import urlencode
+
+from demo.stack import slot as slots
+
+
+def _haproxy(info, cmd):
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(2)
+    try:
+        s.connect(info["haproxy"]["socket_path"])
+        s.sendall((cmd + "\n").encode())
+        out = []
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out.append(d)
+        return b"".join(out).decode()
+    finally:
+        s.close()
+
+
+def server_status(info, server):
+    """HAProxy's status of ``app/<server>`` (UP, DOWN, MAINT, ...)."""
+    backend = info["haproxy"]["backend"]
+    for line in _haproxy(info, "show stat").splitlines():
+        f = line.split(",")
+        if len(f) > 17 and f[0] == backend and f[1] == server:
+            return f[17]
+    return None
+
+
+def _wait(pred, timeout, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if pred():
+                return True
+        except Exception:
+            pass
+        time.sleep(interval)
+    return False
+
+
+def kill_canary(info, loadgen, version):
+    """Run ``version`` as a 10 % canary, SIGKILL it, check HAProxy routes around it and it comes back."""
+    backend, srv = info["haproxy"]["backend"], info["haproxy"]["servers"]
+    stable_env = info["slots"]["stable"]["env_file"]
+    weights_before = {n: int(_haproxy(info, "get weight %s/%s" % (backend, srv[n])).split()[0]) for n in ("stable", "canary")}
+    try:
+        slots.start(info, "canary", version, env_file=stable_env)
+        _haproxy(info, "set weight %s/%s 11" % (backend, srv["canary"]))
+        _haproxy(info, "set weight %s/%s 100" % (backend, srv["stable"]))
+        if not _wait(lambda: server_status(info, srv["canary"]) == "UP", 5):
+            return {"drill": "kill canary", "success": False, "recovery_s": None, "detail": "canary never UP"}
+        time.sleep(2)
+        state = slots.read_state(info, "canary")
+        t_kill = time.monotonic()
+        os.killpg(state["pid"], signal.SIGKILL)
+        detected = _wait(lambda: server_status(info, srv["canary"]).startswith("DOWN"), 5)
+        t_detect = time.monotonic() - t_kill
+        time.sleep(0.5)
+        window = loadgen.window(time.monotonic() - t_kill + 0.5) if loadgen else {}
+        total = sum(v["requests"] for v in window.values())
+        errors = sum(v["errors"] for v in window.values())
+        slots.start(info, "canary", version, env_file=stable_env)
+        back = _wait(lambda: server_status(info, srv["canary"]) == "UP", 10)
+        recovery = time.monotonic() - t_kill
+        err_rate = errors / total if total else 0.0
+        ok = detected and back and err_rate <= 0.02
+        return {"drill": "kill canary", "success": ok, "recovery_s": round(recovery, 3),
+                "detail": "HAProxy marked it DOWN after %.2f s; %d/%d client errors while it was dead; back UP: %s"
+                          % (t_detect, errors, total, back)}
+    finally:
+        for n in ("stable", "canary"):
+            _haproxy(info, "set weight %s/%s %d" % (backend, srv[n], weights_before[n]))
+        slots.stop(info, "canary")
+
+
+def restart_nats(info, nats, timeout=20.0):
+    """Restart nats-server; an event published after it must be processed within the 10 s SLO."""
+    publish_file = info["publish_file"]
+    t0 = time.time()
+    nats.restart()
+    t_up = time.time()
+
+    def processed_after():
+        if not os.path.exists(publish_file):
+            return False
+        with open(publish_file, "rb") as fh:
+            fh.seek(max(0, os.path.getsize(publish_file) - 200000))
+            for line in fh.read().decode("utf-8", "replace").splitlines()[1:]:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if rec.get("event_ts", 0) > t_up and rec.get("durable") == info["nats"]["durable"]:
+                    return rec
+        return False
+    rec = None
+    deadline = time.time() + timeout
+    while time.time() < deadline and not rec:
+        rec = processed_after()
+        time.sleep(0.1)
+    recovery = time.time() - t0
+    ok = bool(rec) and rec["lag_s"] < 10
+    return {"drill": "restart NATS", "success": ok, "recovery_s": round(recovery, 3),
+            "detail": ("restart took %.2f s; first event published after it processed by %s after %.2f s lag"
+                       % (t_up - t0, rec["version"], rec["lag_s"])) if rec else "no event processed after the restart"}
+
+
+def _gate_query(url, timeout=2.0):
+    q = 'sum(rate(demo_http_requests_total{job="demo"}[15s]))'
+    with urllib.request.urlopen("%s/api/v1/query?%s" % (url, urlencode({"query": q})), timeout=timeout) as r:
+        res = json.loads(r.read())["data"]["result"]
+    if not res:
+        raise LookupError("no data")
+    return float(res[0]["value"][1])
+
+
+def stall_prometheus(info, prometheus, stall_s=3.0):
+    """Freeze Prometheus: the gate query must fail closed; after resuming it must answer again."""
+    url = info["prometheus"]["url"]
+    prometheus.pause()
+    t0 = time.monotonic()
+    try:
+        try:
+            _gate_query(url, timeout=1.0)
+            failed_closed = False
+            during = "a query answered while Prometheus was frozen"
+        except Exception as exc:
+            failed_closed = True
+            during = "gate query failed closed (%s)" % exc.__class__.__name__
+        time.sleep(max(0.0, stall_s - (time.monotonic() - t0)))
+    finally:
+        prometheus.resume()
+    t_resume = time.monotonic()
+    back = _wait(lambda: _gate_query(url) > 0, 15, 0.25)
+    recovery = time.monotonic() - t_resume
+    return {"drill": "stall Prometheus", "success": failed_closed and back, "recovery_s": round(recovery, 3),
+            "detail": "%s; answering again %.2f s after resume" % (during, recovery)}
+
+
+def run_all(info, stack, loadgen, version, say=print):
+    results = []
+    for name, fn in (("kill canary", lambda: kill_canary(info, loadgen, version)),
+                     ("restart NATS", lambda: restart_nats(info, stack.nats)),
+                     ("stall Prometheus", lambda: stall_prometheus(info, stack.prometheus))):
+        say("CHAOS    %s ..." % name)
+        try:
+            r = fn()
+        except Exception as exc:
+            r = {"drill": name, "success": False, "recovery_s": None, "detail": "drill raised %r" % exc}
+        say("CHAOS    %s: %s — %s" % (name, "recovered" if r["success"] else "FAILED", r["detail"]))
+        results.append(r)
+    return results
