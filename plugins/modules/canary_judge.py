@@ -331,6 +331,14 @@ def read_counts(module, provider, arm, queries):
     return out
 
 
+def below(counts, origin):
+    """True when a raw counter is below its origin (the process restarted since the first look)."""
+    if counts["requests"] < origin["requests"] or counts["errors"] < origin["errors"]:
+        return True
+    ob = origin.get("latency_buckets") or {}
+    return any(v < ob.get(k, 0.0) for k, v in (counts.get("latency_buckets") or {}).items())
+
+
 def minus(counts, origin):
     if not origin:
         return counts
@@ -338,6 +346,13 @@ def minus(counts, origin):
     if "latency_buckets" in counts:
         ob = origin.get("latency_buckets") or {}
         out["latency_buckets"] = {k: v - ob.get(k, 0.0) for k, v in counts["latency_buckets"].items()}
+    return out
+
+
+def zero_like(counts):
+    out = {"requests": 0.0, "errors": 0.0}
+    if "latency_buckets" in counts:
+        out["latency_buckets"] = {k: 0.0 for k in counts["latency_buckets"]}
     return out
 
 
@@ -428,12 +443,18 @@ def main():
             counts = {arm: read_counts(module, provider, arm, p["queries"][arm]) for arm in ("baseline", "canary")}
         if provider is not None and not origin:
             origin = counts
-            result = judge.observe(baseline=minus(counts["baseline"], origin), canary=minus(counts["canary"], origin))
+            result = judge.observe(baseline=minus(counts["baseline"], origin["baseline"]),
+                                   canary=minus(counts["canary"], origin["canary"]))
             result["reason"] = "origin of the analysis recorded (counters at the first look); " + result["reason"]
         else:
+            if provider is not None:
+                # a counter below its origin: the process restarted; count from zero again
+                # (the judge then sees the counter go backwards and rebases or fails per on_counter_reset)
+                origin = {arm: (zero_like(counts[arm]) if below(counts[arm], origin[arm]) else origin[arm])
+                          for arm in ("baseline", "canary")}
             try:
-                result = judge.observe(baseline=minus(counts["baseline"], origin),
-                                       canary=minus(counts["canary"], origin))
+                result = judge.observe(baseline=minus(counts["baseline"], origin.get("baseline")),
+                                       canary=minus(counts["canary"], origin.get("canary")))
             except JudgeError as exc:
                 module.fail_json(msg=to_native(exc), history=history)
         history.append({"time": time.time(), "verdict": result["verdict"], "reason": result["reason"],

@@ -394,3 +394,59 @@ def test_module_rejects_bad_input_before_writing(tmp_path, capsys):
     out = run_module({"baseline": {"requests": 10, "errors": 0}, "canary": {"requests": 10, "errors": 0},
                       "interval": 5}, capsys)
     assert out["failed"] and "queries" in out["msg"]
+
+
+class _Sample:
+    def __init__(self, labels, value):
+        self.labels = labels
+        self.value = value
+
+
+class _FakeProvider:
+    """Stands in for a metric provider: counters grow by a fixed step every read of 'requests'."""
+
+    def __init__(self, script):
+        self.script = script        # list of {arm: counts} readings, consumed per look
+        self.look = -1
+
+    def scalar(self, query, variables=None):
+        arm, field = query.split(":")
+        if arm == "baseline" and field == "requests":
+            self.look += 1
+        return float(self.script[min(self.look, len(self.script) - 1)][arm][field])
+
+    def query(self, query, variables=None):
+        arm = query.split(":")[0]
+        buckets = self.script[min(self.look, len(self.script) - 1)][arm]["latency_buckets"]
+        return [_Sample({"le": k}, float(v)) for k, v in buckets.items()]
+
+
+def test_module_queries_loop_origin_and_restart(tmp_path, capsys, monkeypatch):
+    """Provider path: first look records the origin, later looks count from it, a restart
+    below the origin is rebased, and the loop stops on a verdict."""
+    from ansible_collections.stagegate.rollout.plugins.modules import canary_judge as mod
+
+    def reading(b_req, b_err, c_req, c_err):
+        return {"baseline": {"requests": b_req, "errors": b_err, "latency_buckets": {"0.1": b_req // 2, "+Inf": b_req}},
+                "canary": {"requests": c_req, "errors": c_err, "latency_buckets": {"0.1": c_req // 2, "+Inf": c_req}}}
+
+    script = [reading(100000, 1000, 5000, 50),       # origin: the baseline has run for days
+              reading(101000, 1010, 6000, 60),
+              reading(102000, 1020, 500, 40),        # canary restarted: counter below origin
+              ] + [reading(102000 + 1000 * i, 1020 + 10 * i, 500 + 1000 * i, 40 + 60 * i) for i in range(1, 40)]
+    fake = _FakeProvider(script)
+    monkeypatch.setattr(mod, "HAS_PROVIDERS", True)
+    monkeypatch.setattr(mod, "build_provider", lambda params: fake, raising=False)
+    monkeypatch.setattr(mod, "MetricError", RuntimeError, raising=False)
+    monkeypatch.setattr(mod.time, "sleep", lambda s: None)
+    queries = {arm: {"requests": arm + ":requests", "errors": arm + ":errors", "latency_buckets": arm + ":buckets"}
+               for arm in ("baseline", "canary")}
+    out = run_module({"queries": queries, "provider": {"type": "fake"}, "interval": 1, "timeout": 3600,
+                      "state_file": str(tmp_path / "s.json")}, capsys)
+    assert out["verdict"] == "fail", out["reason"]
+    assert "origin" in out["history"][0]["reason"]
+    assert out["history"][0]["requests"] == {"canary": 0, "baseline": 0}
+    assert out["history"][1]["requests"] == {"canary": 1000, "baseline": 1000}
+    assert "counter reset" in out["history"][2]["reason"]
+    assert out["result"]["resets"] == 1
+    assert out["result"]["errors"]["canary_rate"] > 3 * out["result"]["errors"]["baseline_rate"]
