@@ -160,10 +160,17 @@ def stall_prometheus(info, prometheus, stall_s=3.0):
             "detail": "%s; answering again %.2f s after resume" % (during, recovery)}
 
 
+def _restart_and_refresh(info, stack):
+    try:
+        return restart_nats(info, stack.nats)
+    finally:
+        stack.refresh()  # the new nats-server pid goes into stack.json
+
+
 def run_all(info, stack, loadgen, version, say=print):
     results = []
     for name, fn in (("kill canary", lambda: kill_canary(info, loadgen, version)),
-                     ("restart NATS", lambda: restart_nats(info, stack.nats)),
+                     ("restart NATS", lambda: _restart_and_refresh(info, stack)),
                      ("stall Prometheus", lambda: stall_prometheus(info, stack.prometheus))):
         say("CHAOS    %s ..." % name)
         try:

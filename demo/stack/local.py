@@ -166,7 +166,7 @@ class LocalStack:
                 "publish_file": os.path.join(wd, "publish", "published.jsonl"),
                 "service_module": "demo.service",
             }
-            self._write()
+            self.refresh()
             if self.start_stable:
                 slots.start(self.info, "stable", self.stable_version)
                 self.wait_routed(self.stable_version)
@@ -174,6 +174,15 @@ class LocalStack:
         except BaseException:
             self.stop()
             raise
+
+    def refresh(self):
+        """Re-record the components' pids (after a restart, e.g. a chaos drill) and rewrite stack.json."""
+        for key, comp in (("nats", self.nats), ("prometheus", self.prometheus), ("haproxy", self.haproxy)):
+            if comp is not None and key in self.info:
+                pid = _pid_of(comp)
+                self.info[key]["pid"] = pid
+                self.info[key]["pid_start"] = slots.proc_start_time(pid) if pid else None
+        self._write()
 
     def _write(self):
         tmp = self.stack_file + ".tmp"
@@ -248,18 +257,19 @@ def stop_recorded(info):
         except Exception:
             pass
     for comp in ("prometheus", "haproxy", "nats"):
-        pid = (info.get(comp) or {}).get("pid")
-        if pid:
-            slots.kill_group(pid)
+        entry = info.get(comp) or {}
+        if entry.get("pid"):
+            # only the very process we started (same pid *and* start time): never a recycled pid
+            slots.kill_group(entry["pid"], entry.get("pid_start") or -1)
 
 
 def pids(info):
     """Every pid the stack runs right now (components and slot services)."""
     out = {}
     for comp in ("nats", "prometheus", "haproxy"):
-        pid = (info.get(comp) or {}).get("pid")
-        if pid and slots.alive(pid):
-            out[comp] = pid
+        entry = info.get(comp) or {}
+        if entry.get("pid") and slots.alive(entry["pid"], entry.get("pid_start") or -1):
+            out[comp] = entry["pid"]
     for name in info.get("slots", {}):
         st = slots.read_state(info, name) or {}
         if slots.alive(st.get("pid"), st.get("start_time")):
