@@ -365,7 +365,8 @@ def table(rows):
     lines = []
     lines.append("### Healthy canary (false rollback over the %d s window, promotion)" % HORIZON)
     lines.append("")
-    lines.append("| req/s per arm | share | judge | runs | false rollback [95% CI] | promoted | canary requests to promote (median) | seconds to promote (median) |")
+    lines.append("| req/s per arm | share | judge | runs | false rollback [95% CI] | promoted "
+                 "| canary requests to promote (median) | seconds to promote (median) |")
     lines.append("|---:|---:|---|---:|---|---:|---:|---:|")
     for r in rows:
         if r["effect"] != "healthy":
@@ -378,7 +379,9 @@ def table(rows):
         lines.append("")
         lines.append("### %s (power within %d s, detection delay)" % (effect, HORIZON))
         lines.append("")
-        lines.append("| req/s per arm | share | judge | runs | power [95% CI] | false pass | delay canary requests median / p90 | delay s median / p90 | errors at detection (median) | delay / oracle |")
+        lines.append("| req/s per arm | share | judge | runs | power [95% CI] | false pass "
+                     "| delay canary requests median / p90 | delay s median / p90 "
+                     "| errors at detection (median) | delay / oracle |")
         lines.append("|---:|---:|---|---:|---|---:|---|---|---:|---:|")
         for r in rows:
             if r["effect"] != effect:

@@ -47,19 +47,10 @@ SLO_MONITORING_ENABLED=false
 
 
 def _components():
-    """The launchers of the other demo/stack modules, or minimal stand-ins while they are missing."""
-    try:
-        from demo.stack.nats import NatsServer
-    except ImportError:
-        from demo.stack._fallback import NatsServer
-    try:
-        from demo.stack.prometheus import Prometheus
-    except ImportError:
-        from demo.stack._fallback import Prometheus
-    try:
-        from demo.stack.haproxy import HAProxy
-    except ImportError:
-        from demo.stack._fallback import HAProxy
+    """The launchers of the other demo/stack modules."""
+    from demo.stack.haproxy import HAProxy
+    from demo.stack.nats import NatsServer
+    from demo.stack.prometheus import Prometheus
     return NatsServer, Prometheus, HAProxy
 
 

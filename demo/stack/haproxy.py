@@ -1,0 +1,64 @@
+"""HAProxy on loopback with an admin runtime socket and a Prometheus exporter frontend (tests and the demo)."""
+import os
+import shutil
+import sys
+
+from demo.stack.ports import free_port
+from demo.stack.process import ManagedProcess
+
+
+def _bin(name):
+    local = os.path.join(os.path.dirname(sys.executable), name)
+    return local if os.path.exists(local) else shutil.which(name)
+
+
+class HAProxy:
+    def __init__(self, workdir, backends, frontend_port=None, stats_port=None):
+        self.workdir = workdir
+        os.makedirs(workdir, exist_ok=True)
+        self.frontend_port = frontend_port or free_port()
+        self.stats_port = stats_port or free_port()
+        self.socket_path = os.path.join(workdir, "admin.sock")
+        lines = [
+            "global", "  stats socket %s mode 600 level admin" % self.socket_path, "  maxconn 2000", "",
+            "defaults", "  mode http", "  timeout connect 2s", "  timeout client 30s", "  timeout server 30s",
+            "  option redispatch", "  retries 2", "",
+            "frontend fe_app", "  bind 127.0.0.1:%d" % self.frontend_port, "  default_backend %s" % next(iter(backends)),
+            "",
+            "frontend fe_stats", "  bind 127.0.0.1:%d" % self.stats_port,
+            "  http-request use-service prometheus-exporter if { path /metrics }", "  stats enable",
+            "  stats uri /stats", "",
+        ]
+        for name, servers in backends.items():
+            lines += ["backend %s" % name, "  balance roundrobin", "  option httpchk GET /healthz"]
+            for server, addr, weight in servers:
+                lines.append("  server %s %s weight %d check inter 500ms fall 2 rise 1" % (server, addr, weight))
+            lines.append("")
+        self.cfg = os.path.join(workdir, "haproxy.cfg")
+        with open(self.cfg, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+        self.proc = ManagedProcess("haproxy", [_bin("haproxy"), "-db", "-f", self.cfg],
+                                   os.path.join(workdir, "haproxy.log"), port=self.frontend_port)
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.frontend_port
+
+    @property
+    def metrics_url(self):
+        return "http://127.0.0.1:%d/metrics" % self.stats_port
+
+    @property
+    def stats_url(self):
+        return "http://127.0.0.1:%d/stats" % self.stats_port
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def start(self):
+        self.proc.start()
+        return self
+
+    def stop(self):
+        self.proc.stop()
