@@ -240,7 +240,11 @@ def test_replay_after_rollback_reprocesses_only_what_the_bad_version_handled(ser
     pub = tmp_path / "pub"
     stable = services("v2", EXTERNAL, nats_url=nats_url, publish_dir=pub).start()
     canary = services("v3", EXTERNAL, nats_url=nats_url, publish_dir=pub).start()
-    publish_events(nats_url, [("r%03d" % i, REPOSITORIES[i % 50]) for i in range(100)])
+    for svc in (stable, canary):
+        wait_for(lambda s=svc: s.health().get("consumer") == "consuming", what="both versions pulling")
+    for batch in range(10):  # in batches, so that both versions' pulls get a share even on a busy machine
+        publish_events(nats_url, [("r%03d" % i, REPOSITORIES[i % 50]) for i in range(batch * 10, batch * 10 + 10)])
+        time.sleep(0.2)
     wait_for(lambda: len(read_published(pub)) == 100, what="100 records")
     by_v3 = {r["event_id"] for r in read_published(pub) if r["version"] == "v3"}
     assert by_v3
