@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # ansible-test needs the collection at …/ansible_collections/stagegate/rollout
 # as a real directory (it resolves symlinks), so the files git knows of (tracked
-# and new, not ignored) are mirrored to .sanity/ansible_collections/stagegate/rollout
+# and new, not ignored) are mirrored to .sanity/run.*/ansible_collections/stagegate/rollout
 # and ansible-test runs there. Extra arguments go to `ansible-test sanity`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dest=.sanity/ansible_collections/stagegate/rollout
-rm -rf "$dest" && mkdir -p "$dest"
+# one directory per run, so that several runs (people, CI jobs) never share one
+mkdir -p .sanity
+run_dir=$(mktemp -d "$PWD/.sanity/run.XXXXXX")
+trap 'rm -rf "$run_dir"' EXIT
+dest=$run_dir/ansible_collections/stagegate/rollout
+mkdir -p "$dest"
 git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
   | tar --null -T - -cf - | tar -xf - -C "$dest"
 cd "$dest"
