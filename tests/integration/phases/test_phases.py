@@ -1,0 +1,207 @@
+"""The phase playbooks against the real local stack (NATS JetStream, Prometheus, HAProxy, the demo service).
+
+A good release v2 is promoted through staging, canary, production and advanced (weights, flags in
+the env files, JetStream retention per phase, ledger verified); a bad release v3 (20 % errors once it
+publishes externally, from the stack's faults file) is rolled back at the canary: canary weight 0,
+canary slot stopped, the failed gate with its observed value in the ledger, the ledger still valid;
+editing one ledger line makes verify fail. ``rollout_shortened`` keeps it to a few minutes.
+"""
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from demo.loadgen import LoadGen
+from demo.stack.local import LocalStack
+from demo.stack import slot as slots
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+HAS_RETENTION_ROLE = os.path.isdir(os.path.join(ROOT, "roles", "jetstream_retention"))
+CANARY_REPOS = ["gitguard/platform-core", "gitguard/api-gateway", "gitguard/auth-service",
+                "gitguard/notification-service", "gitguard/metrics-collector"]
+ROLLOUT_RETENTION = {"max_age": 72 * 3600, "max_msgs": -1, "max_bytes": -1}
+STEADY_RETENTION = {"max_age": 24 * 3600, "max_msgs": 1000000, "max_bytes": 10 * 10 ** 9}
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not shutil.which("ansible-playbook", path=os.path.dirname(sys.executable)
+                                                  + os.pathsep + os.environ.get("PATH", "")),
+                                 reason="ansible-playbook not installed")]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    wd = tmp_path_factory.mktemp("phases")
+    with LocalStack(str(wd)) as st:
+        assert st.wait_scraped(30), "Prometheus did not scrape the stable slot"
+        info = st.info
+        with open(info["faults_file"], "w", encoding="utf-8") as fh:
+            fh.write("DEMO_FAULT_ERROR_RATE__V3=0.2\nDEMO_FAULT_SCOPE__V3=external\n")
+        lg = LoadGen(info["haproxy"]["frontend_url"], rate=40, workers=24, nats_url=info["nats"]["url"],
+                     subject=info["nats"]["subject_prefix"], events_rate=5,
+                     events_log=os.path.join(str(wd), "events.jsonl"), run_id="phases%x" % int(time.time())).start()
+        time.sleep(3)
+        try:
+            yield info
+        finally:
+            lg.stop()
+
+
+def run(info, playbook, inventory, version, timeout=240, extra=None):
+    ev = {"rollout_version": version, "auto_approve": True,
+          "demo_stack_file": os.path.join(info["workdir"], "stack.json"),
+          "rollout_ledger_path": os.path.join(info["workdir"], "ledger.jsonl"), "rollout_shortened": True}
+    ev.update(extra or {})
+    ev_file = os.path.join(info["workdir"], "ev-%s-%s.json" % (version, playbook))
+    with open(ev_file, "w", encoding="utf-8") as fh:
+        json.dump(ev, fh)
+    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "inventories/%s" % inventory,
+            "playbooks/%s.yml" % playbook, "-e", "@" + ev_file]
+    if not HAS_RETENTION_ROLE:
+        argv += ["--skip-tags", "retention"]
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_PIPELINING="1", PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    with open(os.path.join(info["workdir"], "log-%s-%s.txt" % (version, playbook)), "w", encoding="utf-8") as fh:
+        fh.write(proc.stdout + proc.stderr)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def weights(info):
+    from demo.run_demo import haproxy_weights
+    return haproxy_weights(info)
+
+
+def env_of(info, slot):
+    out = {}
+    with open(info["slots"][slot]["env_file"], encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                k, v = line.split("=", 1)
+                out[k] = v
+    return out
+
+
+def retention(info):
+    import nats
+
+    async def go():
+        nc = await nats.connect(info["nats"]["url"])
+        try:
+            c = (await nc.jetstream().stream_info(info["nats"]["stream"])).config
+            return {"max_age": int(c.max_age or 0), "max_msgs": c.max_msgs, "max_bytes": c.max_bytes}
+        finally:
+            await nc.close()
+    return asyncio.run(go())
+
+
+def ledger(info):
+    with open(os.path.join(info["workdir"], "ledger.jsonl"), encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def verify(path):
+    from ansible_collections.stagegate.rollout.plugins.module_utils.ledger import verify_bytes
+    with open(path, "rb") as fh:
+        return verify_bytes(fh.read())
+
+
+def check_retention(info, expected):
+    if HAS_RETENTION_ROLE:
+        assert retention(info) == expected
+
+
+def test_good_release_promoted_through_all_phases(stack):
+    info = stack
+    rc, out = run(info, "staging", "staging", "v2")
+    assert rc == 0, out[-3000:]
+    assert weights(info)["canary"] == 0
+    assert not slots.status(info, "canary")["running"], "staging leaves no build-only version running"
+    assert env_of(info, "canary")["CODEX_PUBLISH_PORTAL"] == "build-only"
+    check_retention(info, ROLLOUT_RETENTION)
+
+    rc, out = run(info, "canary", "canary", "v2")
+    assert rc == 0, out[-3000:]
+    assert weights(info) == {"stable": 0, "canary": 100}
+    env = env_of(info, "canary")
+    assert env["CODEX_REPO_INCLUDE_LIST"] == ",".join(CANARY_REPOS)
+    assert env["CODEX_PUBLISH_PORTAL"] == "external" and env["POLICY_TRANSPARENCY_ENABLED"] == "true"
+    assert env["GRAPH_API_ENABLED"] == "false"
+    check_retention(info, ROLLOUT_RETENTION)
+    steps = [e for e in ledger(info) if e["release"] == "v2" and e["phase"] == "canary" and e["event"] == "gate"]
+    assert len(steps) == 4 and all(e["decision"] == "pass" for e in steps)
+
+    rc, out = run(info, "production", "production", "v2")
+    assert rc == 0, out[-3000:]
+    assert weights(info) == {"stable": 100, "canary": 0}
+    assert slots.status(info, "stable")["version"] == "v2"
+    assert not slots.status(info, "canary")["running"]
+    env = env_of(info, "stable")
+    assert env["CODEX_REPO_INCLUDE_LIST"] == "" and env["MERMAID_GRAPHS_ENABLED"] == "true"
+    check_retention(info, STEADY_RETENTION)
+
+    rc, out = run(info, "advanced", "advanced", "v2")
+    assert rc == 0, out[-3000:]
+    env = env_of(info, "stable")
+    assert env["GRAPH_API_ENABLED"] == "true" and env["CHAOS_ENGINEERING_ENABLED"] == "true"
+    assert weights(info) == {"stable": 100, "canary": 0}
+    check_retention(info, STEADY_RETENTION)
+
+    promoted = [e["phase"] for e in ledger(info) if e["release"] == "v2" and e["event"] == "promote"]
+    assert promoted == ["staging", "canary", "production", "advanced"]
+    assert verify(os.path.join(info["workdir"], "ledger.jsonl"))["valid"]
+
+
+def test_bad_release_rolled_back_at_canary(stack):
+    info = stack
+    rc, out = run(info, "staging", "staging", "v3")
+    assert rc == 0, "the fault only shows once v3 publishes externally: " + out[-3000:]
+    rc, out = run(info, "canary", "canary", "v3")
+    assert rc != 0, "the bad canary must fail the play"
+    assert weights(info) == {"stable": 100, "canary": 0}
+    assert not slots.status(info, "canary")["running"]
+    assert slots.status(info, "stable")["version"] == "v2"
+    entries = [e for e in ledger(info) if e["release"] == "v3" and e["phase"] == "canary"]
+    events = [e["event"] for e in entries]
+    assert "rollback" in events and "promote" not in events
+    failed = [e for e in entries if e["event"] in ("gate", "judge") and e["decision"] == "rollback"]
+    assert failed, "the failed gate or judge verdict is recorded"
+    gate = next((e for e in failed if e["event"] == "gate"), None)
+    if gate is not None:
+        bad = [r for r in gate["evidence"]["results"] if not r["passed"]]
+        assert bad and bad[0]["observed"] is not None
+    rollback = next(e for e in entries if e["event"] == "rollback")
+    assert rollback["evidence"]["replay"]["replay"]["recreated"]
+    # the stable flags are back in the canary slot's env file
+    assert env_of(info, "canary") == env_of(info, "stable")
+    path = os.path.join(info["workdir"], "ledger.jsonl")
+    assert verify(path)["valid"]
+    # editing one line breaks the chain
+    with open(path, encoding="utf-8") as fh:
+        lines = fh.readlines()
+    tampered = os.path.join(info["workdir"], "ledger-tampered.jsonl")
+    lines[1] = lines[1].replace('"decision":"pass"', '"decision":"fail"', 1).replace(
+        '"decision":"start"', '"decision":"skip"', 1)
+    with open(tampered, "w", encoding="utf-8") as fh:
+        fh.writelines(lines)
+    assert not verify(tampered)["valid"]
+
+
+def test_status_and_killswitch(stack):
+    info = stack
+    rc, out = run(info, "status", "production", "v2", timeout=120)
+    assert rc == 0, out[-3000:]
+    assert '"ledger_valid": true' in out or "'ledger_valid': True" in out or '"ledger_valid": True' in out
+    rc, out = run(info, "killswitch", "production", "v2", extra={"reason": "test"}, timeout=120)
+    assert rc == 0, out[-3000:]
+    assert env_of(info, "stable")["CODEX_PUBLISH_ENABLED"] == "false"
+    assert ledger(info)[-1]["event"] == "killswitch"
+    rc, out = run(info, "killswitch", "production", "v2", extra={"reason": "back on", "killswitch_value": True},
+                  timeout=120)
+    assert rc == 0, out[-3000:]
+    assert env_of(info, "stable")["CODEX_PUBLISH_ENABLED"] == "true"
