@@ -30,7 +30,8 @@ def test_setting_a_gauge_to_its_value_is_not_a_change(tmp_path):
 
 def test_check_mode_writes_nothing(tmp_path):
     path = str(tmp_path / "m.prom")
-    changed, _, after, _ = rm.update_file(path, [{"name": "x_total", "type": "counter", "inc": 1}], check_mode=True)
+    changed, dummy_before, after, dummy_touched = rm.update_file(path, [{"name": "x_total", "type": "counter", "inc": 1}],
+                                                               check_mode=True)
     assert changed and "x_total 1" in after
     assert not os.path.exists(path)
 
@@ -78,13 +79,13 @@ def test_missing_directory_is_named(tmp_path):
 
 
 def _bump(path):
-    for _ in range(50):
+    for dummy in range(50):
         rm.update_file(path, [{"name": "stagegate_rollout_analysis_runs_total", "inc": 1}])
 
 
 def test_concurrent_increments_are_never_lost(tmp_path):
     path = str(tmp_path / "m.prom")
-    procs = [multiprocessing.Process(target=_bump, args=(path,)) for _ in range(4)]
+    procs = [multiprocessing.Process(target=_bump, args=(path,)) for dummy in range(4)]
     for p in procs:
         p.start()
     for p in procs:
