@@ -1,15 +1,30 @@
 #!/usr/bin/env bash
 # Run every Molecule scenario under extensions/molecule/ (delegated driver, localhost).
+# The phase scenarios run in rollout order on one shared local stack
+# (STAGEGATE_MOLECULE_STACK): each one's prepare finds the earlier phases settled on the
+# ledger, so the whole rollout runs once. Run one alone with `molecule test -s phase_canary`
+# (it then starts its own stack and runs the earlier phases itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ANSIBLE_COLLECTIONS_PATH="${ANSIBLE_COLLECTIONS_PATH:-$PWD/.collections}"
 export PATH="$PWD/.venv/bin:$PATH"
-scenarios=$(find extensions/molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -rn1 basename | sort)
-if [ -z "$scenarios" ]; then
-    echo "molecule: no scenario under extensions/molecule/" >&2
-    exit 1
-fi
-for s in $scenarios; do
+phases="phase_staging phase_canary phase_production phase_advanced"
+others=$(find extensions/molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -rn1 basename \
+         | grep -v '^phase_' | sort || true)
+shared=$(mktemp -d /tmp/stagegate-molecule.XXXXXX)
+export STAGEGATE_MOLECULE_STACK="$shared/stack"
+cleanup() {
+    if [ -f "$STAGEGATE_MOLECULE_STACK/loadgen.pid" ]; then
+        kill -TERM -- "-$(cat "$STAGEGATE_MOLECULE_STACK/loadgen.pid")" 2>/dev/null || true
+    fi
+    if [ -f "$STAGEGATE_MOLECULE_STACK/stack.json" ]; then
+        python -m demo.stack.local down --workdir "$STAGEGATE_MOLECULE_STACK" >/dev/null || true
+    fi
+    rm -rf "$shared"
+}
+trap cleanup EXIT
+for s in $phases $others; do
+    [ -f "extensions/molecule/$s/molecule.yml" ] || { echo "molecule: scenario $s is missing" >&2; exit 1; }
     echo "== molecule test -s $s"
-    timeout 600 molecule test -s "$s"
+    timeout 900 molecule test -s "$s"
 done
