@@ -422,6 +422,11 @@ def main():
         validate_queries(module)
         if not HAS_PROVIDERS:
             module.fail_json(msg="queries need the collection's metric providers: %s" % to_native(PROVIDERS_IMPORT_ERROR))
+        if isinstance(p["provider"], dict):
+            # provider is a free-form dict here: keep its token / password out of every output
+            for key in ("token", "password"):
+                if p["provider"].get(key):
+                    module.no_log_values.add(to_native(p["provider"][key]))
         try:
             provider = build_provider(p["provider"])
         except (MetricError, ValueError, TypeError) as exc:

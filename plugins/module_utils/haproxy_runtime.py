@@ -1,0 +1,852 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the stagegate.rollout project
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""HAProxy runtime API (the "stats socket") client: read server state, set weights and states.
+
+Plain Python, stdlib only. Used by the ``haproxy_traffic`` module, the hosts
+roles, the demo and the benchmark.
+
+Sessions
+--------
+Every exchange is one connection in HAProxy's non-interactive mode: the client
+writes ONE line of ``;``-separated commands and reads until HAProxy closes the
+connection.  HAProxy executes the commands of that line one after the other in
+its CLI applet, with nothing between them but other threads' traffic, so all
+commands of a change reach HAProxy together: either the line arrives (and all
+of it runs) or it does not (and nothing runs).  A change is
+
+1. read session: ``show cli level;show servers state <be>;show stat <be> 4 -1``
+   (admin level, current weights, admin and operational states, check status);
+2. validation of the request against that state (unknown servers, weights out
+   of range, splits that do not add up to 100, a change that would leave no
+   server serving): any error stops here, nothing has been sent;
+3. apply session: ``set server <be>/<s> weight <w>;set server <be>/<s> state
+   <ready|drain|maint>;...;show servers state <be>`` -- the commands that ADD
+   serving capacity come first and the ones that REMOVE it last, so a
+   blue-green flip (green 0 -> 100, blue 100 -> 0) never passes through a
+   moment where neither side serves; the state read at the end of the same
+   line verifies the result;
+4. on an error answer or a verification mismatch: the servers that did change
+   are put back to their state from step 1 (one more session), and the error
+   says which servers had changed and whether the restore worked;
+5. if the connection dies after the line was sent: the state is read again in
+   a new session and compared with step 1 and the target, so the error names
+   the servers that changed (and partial changes are restored).  If HAProxy
+   cannot be reached again the error says so and lists what may have changed.
+
+Split rounding
+--------------
+``compute_split_weights`` turns ``groups`` ({stable: [s1, s2], canary: [c1]})
+and ``split`` ({stable: 90, canary: 10}) into per-server weights.  HAProxy
+sends a server the share w_i / sum(w) of new requests, so a group g of n_g
+servers gets its p_g percent when each of its servers has weight
+proportional to p_g / n_g.  All servers of a group get the same weight
+
+    w_g = round_half_up(p_g * m / n_g)     (at least 1 when p_g > 0, 0 when p_g = 0)
+
+where the multiplier m (1 <= m, every w_g <= 256) is the one whose weights give
+the smallest largest deviation between a group's resulting share and its
+requested percentage; ties go to the smallest m, so the weights stay readable
+(90/10 over 2+1 servers is 45, 45, 10: m = 1, exact).  The resulting shares are
+returned as ``effective_split``.  Every whole-percent split between two groups
+of one or two servers each is exact.  Larger groups can miss small shares,
+because each of their servers needs weight >= 1 while a server's weight stops
+at 256: 1 % over four canary servers against one stable server becomes 1.98 %
+(weights 1, 1, 1, 1 and 198), the worst case for groups of up to four servers.
+The module warns when a group's share is off by more than 0.5 points.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import re
+import socket
+import time
+
+MAX_WEIGHT = 256
+STATES = ("ready", "drain", "maint")
+NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
+
+# srv_op_state (enum srv_state)
+OP_STATES = {0: "stopped", 1: "starting", 2: "running", 3: "stopping"}
+# srv_admin_state bits (enum srv_admin)
+ADMF_FMAINT = 0x01   # forced maintenance (CLI / stats page)
+ADMF_IMAINT = 0x02   # inherited from a tracked server
+ADMF_CMAINT = 0x04   # "disabled" in the configuration
+ADMF_FDRAIN = 0x08   # forced drain
+ADMF_IDRAIN = 0x10   # inherited drain
+ADMF_RMAINT = 0x20   # DNS resolution failed
+ADMF_HMAINT = 0x40   # hostname-based server awaiting resolution
+MAINT_MASK = ADMF_FMAINT | ADMF_IMAINT | ADMF_CMAINT | ADMF_RMAINT | ADMF_HMAINT
+DRAIN_MASK = ADMF_FDRAIN | ADMF_IDRAIN
+
+
+class HAProxyError(Exception):
+    """Base error; ``details`` carries what the caller should report (before state, changed servers...)."""
+
+    def __init__(self, msg, **details):
+        super(HAProxyError, self).__init__(msg)
+        self.msg = msg
+        self.details = details
+
+
+class ValidationError(HAProxyError):
+    """Bad request (field, value, accepted values in the message); nothing was sent."""
+
+
+class SocketUnavailable(HAProxyError):
+    """Could not connect: nothing was sent."""
+
+
+class ConnectionLost(HAProxyError):
+    """The connection broke after (part of) the request was written; ``partial`` holds what was read."""
+
+
+class ApplyError(HAProxyError):
+    """The change did not complete as asked; details say what changed and whether it was restored."""
+
+
+# --------------------------------------------------------------------------- addresses and sessions
+
+def parse_address(value):
+    """'/run/haproxy/admin.sock', 'unix:/path', 'tcp:host:port', 'tcp:[::1]:port' or 'host:port'.
+
+    Returns ('unix', path) or ('tcp', (host, port)).
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("socket: %r is not accepted; give a UNIX socket path (/run/haproxy/admin.sock, "
+                              "unix:/path) or tcp:host:port" % (value,))
+    text = value.strip()
+    if text.startswith("unix:"):
+        return ("unix", text[5:])
+    if text.startswith("/") or text.startswith("./") or text.startswith("~"):
+        return ("unix", text)
+    if text.startswith("tcp:"):
+        text = text[4:]
+    elif text.startswith("ipv4@") or text.startswith("ipv6@"):
+        text = text[5:]
+    m = re.match(r"^\[([0-9A-Fa-f:.]+)\]:(\d+)$", text) or re.match(r"^([^:\s]+):(\d+)$", text)
+    if not m or not 0 < int(m.group(2)) < 65536:
+        raise ValidationError("socket: %r is not accepted; give a UNIX socket path (/run/haproxy/admin.sock, "
+                              "unix:/path) or tcp:host:port (tcp:127.0.0.1:9999, tcp:[::1]:9999)" % (value,))
+    return ("tcp", (m.group(1), int(m.group(2))))
+
+
+def describe_address(address):
+    kind, where = address
+    return "unix:%s" % where if kind == "unix" else "tcp:%s:%d" % where
+
+
+class RuntimeClient:
+    """One non-interactive session per ``execute``: write one ';'-joined line, read until EOF."""
+
+    def __init__(self, address, timeout=5.0):
+        self.address = parse_address(address) if isinstance(address, str) else address
+        self.timeout = float(timeout)
+        self.sessions = 0
+
+    @property
+    def where(self):
+        return describe_address(self.address)
+
+    def _connect(self):
+        kind, where = self.address
+        try:
+            if kind == "unix":
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(self.timeout)
+                try:
+                    sock.connect(where)
+                except Exception:
+                    sock.close()
+                    raise
+            else:
+                sock = socket.create_connection(where, timeout=self.timeout)
+                sock.settimeout(self.timeout)
+        except (OSError, socket.timeout) as exc:
+            hint = ""
+            if kind == "unix" and getattr(exc, "errno", None) in (errno.ENOENT, errno.ECONNREFUSED):
+                hint = " (is HAProxy running, and does its global section have 'stats socket %s level admin'?)" % where
+            elif kind == "tcp":
+                hint = " (is HAProxy running with 'stats socket ipv4@%s:%d level admin'?)" % where
+            raise SocketUnavailable("cannot connect to the HAProxy runtime API at %s: %s%s; nothing was sent"
+                                    % (self.where, exc, hint), address=self.where)
+        return sock
+
+    def execute(self, commands):
+        """Run ``commands`` (a list or one string) in one session; returns HAProxy's whole answer (str)."""
+        if isinstance(commands, str):
+            commands = [commands]
+        for cmd in commands:
+            if "\n" in cmd or "\r" in cmd or ";" in cmd:
+                raise ValueError("command %r contains a separator" % cmd)
+        line = (";".join(commands) + "\n").encode("ascii")
+        sock = self._connect()
+        self.sessions += 1
+        chunks = []
+        try:
+            try:
+                sock.sendall(line)
+            except (OSError, socket.timeout) as exc:
+                raise ConnectionLost("connection to the HAProxy runtime API at %s broke while sending: %s"
+                                     % (self.where, exc), partial="", sent=False)
+            while True:
+                try:
+                    data = sock.recv(65536)
+                except (OSError, socket.timeout) as exc:
+                    raise ConnectionLost("connection to the HAProxy runtime API at %s broke before the answer was "
+                                         "complete: %s" % (self.where, exc),
+                                         partial=b"".join(chunks).decode("utf-8", "replace"), sent=True)
+                if not data:
+                    break
+                chunks.append(data)
+        finally:
+            sock.close()
+        return b"".join(chunks).decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------- parsing
+
+def split_responses(text, count):
+    """The first ``count`` single-line-or-empty answers of a ';' session, and the rest of the text.
+
+    HAProxy ends every command's answer with an empty line; a successful ``set
+    server`` answers nothing (so its answer is just the empty line) and an error
+    is one line of text.  Returns (answers, rest): each answer is '' on success
+    or the message.
+    """
+    answers = []
+    pos = 0
+    for dummy in range(count):
+        nl = text.find("\n", pos)
+        if nl < 0:
+            raise ConnectionLost("incomplete answer from HAProxy: %d of %d command answers" % (len(answers), count),
+                                 partial=text, answers=answers)
+        first = text[pos:nl]
+        if first == "":
+            answers.append("")
+            pos = nl + 1
+            continue
+        nl2 = text.find("\n\n", nl)
+        if nl2 < 0:
+            raise ConnectionLost("incomplete answer from HAProxy: %d of %d command answers" % (len(answers), count),
+                                 partial=text, answers=answers)
+        answers.append(text[pos:nl2].strip())
+        pos = nl2 + 2
+    return answers, text[pos:]
+
+
+def parse_servers_state(text):
+    """``show servers state [<backend>]`` -> list of dicts, one per server.
+
+    Keys: backend, server, server_id, address, port, op_state (stopped, starting,
+    running, stopping), op_state_code, admin_flags (int), admin_state (ready,
+    drain, maint), weight (the user weight, srv_uweight), initial_weight, check_health.
+    Raises ValueError on anything that is not that output.
+    """
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise ValueError("empty 'show servers state' answer")
+    if lines[0].strip() != "1":
+        raise ValueError("unexpected 'show servers state' answer: %r" % lines[0][:200])
+    if len(lines) < 2 or not lines[1].startswith("# "):
+        raise ValueError("'show servers state' answer without its header line")
+    header = lines[1][2:].split()
+    need = ("be_name", "srv_name", "srv_op_state", "srv_admin_state", "srv_uweight", "srv_iweight")
+    missing = [n for n in need if n not in header]
+    if missing:
+        raise ValueError("'show servers state' header lacks %s" % ", ".join(missing))
+    out = []
+    for ln in lines[2:]:
+        if ln.startswith("#"):
+            continue
+        fields = ln.split()
+        if len(fields) < len(header):
+            raise ValueError("short 'show servers state' line: %r" % ln)
+        row = dict(zip(header, fields))
+        op = int(row["srv_op_state"])
+        adm = int(row["srv_admin_state"])
+        out.append({
+            "backend": row["be_name"],
+            "server": row["srv_name"],
+            "server_id": int(row["srv_id"]) if "srv_id" in row else None,
+            "address": row.get("srv_addr"),
+            "port": int(row["srv_port"]) if row.get("srv_port", "-").isdigit() else None,
+            "op_state_code": op,
+            "op_state": OP_STATES.get(op, "unknown(%d)" % op),
+            "admin_flags": adm,
+            "admin_state": admin_state_name(adm),
+            "weight": int(row["srv_uweight"]),
+            "initial_weight": int(row["srv_iweight"]),
+            "check_health": int(row["srv_check_health"]) if row.get("srv_check_health", "").isdigit() else None,
+        })
+    return out
+
+
+def admin_state_name(flags):
+    """srv_admin_state bits -> 'maint' (any maintenance bit), 'drain' (a drain bit) or 'ready'."""
+    if flags & MAINT_MASK:
+        return "maint"
+    if flags & DRAIN_MASK:
+        return "drain"
+    return "ready"
+
+
+def parse_show_stat(text):
+    """``show stat`` CSV -> {(pxname, svname): row dict}.  Only lines after the '# pxname' header are read."""
+    lines = text.splitlines()
+    start = None
+    for i, ln in enumerate(lines):
+        if ln.startswith("# pxname,"):
+            start = i
+            break
+    if start is None:
+        raise ValueError("no 'show stat' CSV header in the answer")
+    header = lines[start][2:].split(",")
+    rows = {}
+    for ln in lines[start + 1:]:
+        if not ln.strip() or ln.startswith("#"):
+            continue
+        fields = ln.split(",")
+        row = dict(zip(header, fields))
+        rows[(row.get("pxname"), row.get("svname"))] = row
+    return rows
+
+
+def merge_stat(servers, stat_rows):
+    """Add show-stat fields (status, effective weight, backup flag, check status) to parsed server dicts."""
+    for srv in servers:
+        row = stat_rows.get((srv["backend"], srv["server"]))
+        if row is None:
+            srv.setdefault("status", None)
+            srv.setdefault("backup", False)
+            continue
+        srv["status"] = row.get("status") or None
+        try:
+            srv["effective_weight"] = int(row.get("weight") or 0)
+        except ValueError:
+            srv["effective_weight"] = None
+        srv["backup"] = row.get("bck") == "1"
+        srv["check_status"] = row.get("check_status") or None
+    return servers
+
+
+def server_view(srv):
+    """The per-server dict the module returns."""
+    return {
+        "backend": srv["backend"],
+        "server": srv["server"],
+        "weight": srv["weight"],
+        "initial_weight": srv.get("initial_weight"),
+        "admin_state": srv["admin_state"],
+        "op_state": srv["op_state"],
+        "status": srv.get("status"),
+        "backup": srv.get("backup", False),
+        "serving": is_serving(srv),
+    }
+
+
+def is_serving(srv, weight=None, admin_state=None):
+    """A non-backup server takes new requests: operationally running, admin state ready, weight > 0."""
+    weight = srv["weight"] if weight is None else weight
+    admin_state = srv["admin_state"] if admin_state is None else admin_state
+    return (not srv.get("backup", False) and srv["op_state"] == "running" and admin_state == "ready"
+            and weight > 0)
+
+
+# --------------------------------------------------------------------------- reading state
+
+def read_level(client):
+    return client.execute(["show cli level"]).strip()
+
+
+def list_backends(client):
+    text = client.execute(["show backend"])
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def read_backend(client, backend, require_admin=True):
+    """Read level, servers state and stat of ``backend`` in one session -> {server: dict}, level.
+
+    Raises ValidationError for an unknown backend (listing the existing ones) and
+    for a socket that is not at admin level.
+    """
+    text = client.execute(["show cli level"] + state_commands(backend))
+    (level,), rest = split_responses(text, 1)
+    level = level.strip()
+    if level not in ("admin", "operator", "user"):
+        raise HAProxyError("HAProxy at %s did not answer 'show cli level' (got %r); HAProxy 2.0 or later is needed"
+                           % (client.where, level[:200]))
+    if rest.startswith("Can't find backend"):
+        try:
+            names = list_backends(client)
+        except HAProxyError:
+            names = []
+        raise ValidationError("backend: %r is not a backend of the HAProxy at %s; backends there: %s"
+                              % (backend, client.where, ", ".join(names) or "(could not list)"), field="backend")
+    if require_admin and level != "admin":
+        raise ValidationError("socket: the runtime API at %s is at level %r, changing weights and states needs "
+                              "'level admin' on its 'stats socket' line" % (client.where, level), field="socket")
+    try:
+        servers = parse_state_and_stat(rest, backend)
+    except ValueError as exc:
+        raise HAProxyError("unexpected answer from HAProxy at %s to 'show servers state %s': %s"
+                           % (client.where, backend, exc))
+    return servers, level
+
+
+def parse_state_and_stat(text, backend):
+    """``show servers state <be>`` followed by ``show stat <be> 4 -1`` in one answer -> {server: dict}."""
+    cut = text.find("# pxname,")
+    servers = parse_servers_state(text if cut < 0 else text[:cut])
+    merge_stat(servers, parse_show_stat(text[cut:]) if cut >= 0 else {})
+    return dict((s["server"], s) for s in servers if s["backend"] == backend)
+
+
+def state_commands(backend):
+    """The read-back appended to every change line: it runs right after the change, in the same session."""
+    return ["show servers state %s" % backend, "show stat %s 4 -1" % backend]
+
+
+def read_servers(client, backend):
+    """Servers state and stat of ``backend`` in one session (verification, re-reads) -> {server: dict}."""
+    return parse_state_and_stat(client.execute(state_commands(backend)), backend)
+
+
+# --------------------------------------------------------------------------- validation and weights
+
+def _round_half_up(x):
+    return int(x + 0.5)
+
+
+def _check_name(value, field):
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise ValidationError("%s: %r is not accepted; names are letters, digits and . _ - :" % (field, value),
+                              field=field)
+    return value
+
+
+def _int_weight(value, field):
+    if isinstance(value, bool):
+        raise ValidationError("%s: %r is not accepted; weights are integers from 0 to %d" % (field, value, MAX_WEIGHT),
+                              field=field)
+    if isinstance(value, str) and re.match(r"^\s*-?\d+\s*$", value):
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or not 0 <= value <= MAX_WEIGHT:
+        raise ValidationError("%s: %r is not accepted; weights are integers from 0 to %d" % (field, value, MAX_WEIGHT),
+                              field=field)
+    return value
+
+
+def _percent(value, field):
+    if isinstance(value, bool):
+        raise ValidationError("%s: %r is not accepted; percentages are numbers from 0 to 100" % (field, value),
+                              field=field)
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError("%s: %r is not accepted; percentages are numbers from 0 to 100" % (field, value),
+                              field=field)
+    if not 0 <= v <= 100:
+        raise ValidationError("%s: %r is not accepted; percentages are numbers from 0 to 100" % (field, value),
+                              field=field)
+    return v
+
+
+def validate_request(backend, weights=None, groups=None, split=None, states=None):
+    """Static checks (no HAProxy needed).  Returns the normalised request; raises ValidationError.
+
+    All problems found are reported together, each naming the field, the value and what is accepted.
+    """
+    errors = []
+
+    def guard(fn, *args):
+        try:
+            return fn(*args)
+        except ValidationError as exc:
+            errors.append(exc.msg)
+            return None
+
+    guard(_check_name, backend, "backend")
+    norm_weights = {}
+    for name, w in (weights or {}).items():
+        if guard(_check_name, name, "weights key") is not None:
+            v = guard(_int_weight, w, "weights.%s" % name)
+            if v is not None:
+                norm_weights[name] = v
+    norm_groups = {}
+    owner = {}
+    if groups is not None and not isinstance(groups, dict):
+        errors.append("groups: %r is not accepted; give a mapping of group name to a list of servers" % (groups,))
+        groups = {}
+    for gname, members in (groups or {}).items():
+        if isinstance(members, str):
+            members = [members]
+        if not isinstance(members, (list, tuple)) or not members:
+            errors.append("groups.%s: %r is not accepted; give a non-empty list of server names" % (gname, members))
+            continue
+        norm = []
+        for s in members:
+            if guard(_check_name, s, "groups.%s" % gname) is None:
+                continue
+            if s in owner:
+                errors.append("groups.%s: server %r is already in group %r; a server belongs to one group only"
+                              % (gname, s, owner[s]))
+                continue
+            owner[s] = gname
+            norm.append(s)
+        norm_groups[gname] = norm
+    norm_split = None
+    if split is not None:
+        if not isinstance(split, dict) or not split:
+            errors.append("split: %r is not accepted; give a mapping of group name to percent, e.g. "
+                          "{stable: 90, canary: 10}" % (split,))
+        elif not groups:
+            errors.append("split: needs groups (which servers make up %s)" % ", ".join(sorted(map(str, split))))
+        else:
+            norm_split = {}
+            for gname, pct in split.items():
+                if gname not in norm_groups and gname not in (groups or {}):
+                    errors.append("split.%s: %r is not a group; groups are: %s"
+                                  % (gname, gname, ", ".join(sorted(groups))))
+                    continue
+                v = guard(_percent, pct, "split.%s" % gname)
+                if v is not None:
+                    norm_split[gname] = v
+            missing = [g for g in (groups or {}) if g not in split]
+            if missing:
+                errors.append("split: no percentage for group(s) %s; give every group a share (0 is allowed)"
+                              % ", ".join(sorted(missing)))
+            total = sum(norm_split.values())
+            if len(norm_split) == len(split) and abs(total - 100.0) > 1e-6:
+                errors.append("split: the shares must add up to 100, got %s (%s)"
+                              % (_fmt_pct(total), ", ".join("%s=%s" % (g, _fmt_pct(norm_split[g]))
+                                                            for g in split if g in norm_split)))
+        for name in norm_weights:
+            if name in owner and norm_split is not None:
+                errors.append("weights.%s: server %r also gets its weight from split group %r; give it in one place "
+                              "only" % (name, name, owner[name]))
+    norm_states = {}
+    for key, st in (states or {}).items():
+        if not isinstance(st, str) or st not in STATES:
+            errors.append("state.%s: %r is not accepted; states are %s" % (key, st, ", ".join(STATES)))
+            continue
+        if key in norm_groups:
+            if key in owner:
+                errors.append("state.%s: %r is both a group and a server name; rename one" % (key, key))
+                continue
+            for s in norm_groups[key]:
+                if s in norm_states and norm_states[s] != st:
+                    errors.append("state.%s: server %r is also given state %r" % (key, s, norm_states[s]))
+                norm_states[s] = st
+        elif guard(_check_name, key, "state key") is not None:
+            if key in norm_states and norm_states[key] != st:
+                errors.append("state.%s: server %r is also given state %r through its group"
+                              % (key, key, norm_states[key]))
+            norm_states[key] = st
+    if errors:
+        raise ValidationError("; ".join(errors), errors=errors)
+    return {"backend": backend, "weights": norm_weights, "groups": norm_groups, "split": norm_split,
+            "states": norm_states}
+
+
+def _fmt_pct(v):
+    return ("%d" % v) if float(v).is_integer() else ("%.4g" % v)
+
+
+def compute_split_weights(groups, split, max_weight=MAX_WEIGHT):
+    """Per-server weights for a percentage split between groups (see the module docstring for the rounding).
+
+    Returns (weights {server: int}, effective {group: percent}, multiplier).
+    """
+    active = [(g, float(split[g]), len(groups[g])) for g in groups if float(split[g]) > 0]
+    if not active:
+        raise ValidationError("split: at least one group needs a share above 0")
+    best = None
+    m = 1
+    while True:
+        wg = dict((g, max(1, _round_half_up(p * m / n))) for g, p, n in active)
+        if max(wg.values()) > max_weight:
+            break
+        total = sum(wg[g] * n for g, p, n in active)
+        err = max(abs(100.0 * wg[g] * n / total - p) for g, p, n in active)
+        if best is None or err < best[0] - 1e-12:
+            best = (err, m, wg)
+        if err < 1e-9:
+            break
+        m += 1
+    if best is None:  # a single server would need more than max_weight even at m=1: cannot happen for p<=100
+        raise ValidationError("split: cannot be expressed with weights up to %d" % max_weight)
+    err, m, wg = best
+    weights = {}
+    for g, members in groups.items():
+        for s in members:
+            weights[s] = wg.get(g, 0)
+    total = sum(weights.values())
+    effective = dict((g, round(100.0 * sum(weights[s] for s in groups[g]) / total, 4)) for g in groups)
+    return weights, effective, m
+
+
+def resolve_targets(request, servers):
+    """Validate the request against the backend's servers and compute the target of every server.
+
+    Returns (target {server: {"weight": int, "admin_state": str}}, effective_split or None, multiplier or None).
+    """
+    backend = request["backend"]
+    known = sorted(servers)
+    errors = []
+
+    def unknown(field, name):
+        errors.append("%s: %r is not a server of backend %r; its servers are: %s"
+                      % (field, name, backend, ", ".join(known) or "(none)"))
+
+    for name in request["weights"]:
+        if name not in servers:
+            unknown("weights.%s" % name, name)
+    for gname, members in request["groups"].items():
+        for s in members:
+            if s not in servers:
+                unknown("groups.%s" % gname, s)
+    for name in request["states"]:
+        if name not in servers:
+            unknown("state.%s" % name, name)
+    if errors:
+        raise ValidationError("; ".join(errors), errors=errors)
+
+    target = dict((name, {"weight": s["weight"], "admin_state": s["admin_state"]}) for name, s in servers.items())
+    effective = multiplier = None
+    if request["split"] is not None:
+        wmap, effective, multiplier = compute_split_weights(request["groups"], request["split"])
+        for s, w in wmap.items():
+            target[s]["weight"] = w
+    for s, w in request["weights"].items():
+        target[s]["weight"] = w
+    for s, st in request["states"].items():
+        target[s]["admin_state"] = st
+
+    if request["split"] is not None:
+        grouped = set(s for members in request["groups"].values() for s in members)
+        strays = [s for s in known
+                  if s not in grouped and not servers[s].get("backup")
+                  and is_serving(servers[s], target[s]["weight"], target[s]["admin_state"])]
+        if strays:
+            raise ValidationError(
+                "split: server(s) %s of backend %r are in no group and would keep receiving traffic (%s), so the "
+                "split would not be what was asked; add them to a group, or give them weights: {%s: 0} or "
+                "state: {%s: maint}" % (", ".join(strays), backend,
+                                        ", ".join("%s weight %d" % (s, target[s]["weight"]) for s in strays),
+                                        strays[0], strays[0]), field="split")
+    return target, effective, multiplier
+
+
+def plan_commands(backend, servers, target):
+    """The commands that move ``servers`` to ``target``: capacity-adding ones first, capacity-removing ones last."""
+    add_w, add_s, rem_s, rem_w = [], [], [], []
+    for name in sorted(servers):
+        cur, want = servers[name], target[name]
+        if want["weight"] != cur["weight"]:
+            cmd = "set server %s/%s weight %d" % (backend, name, want["weight"])
+            (add_w if want["weight"] > cur["weight"] else rem_w).append(cmd)
+        if want["admin_state"] != cur["admin_state"]:
+            cmd = "set server %s/%s state %s" % (backend, name, want["admin_state"])
+            (add_s if want["admin_state"] == "ready" else rem_s).append(cmd)
+    return add_w + add_s + rem_s + rem_w
+
+
+def changed_servers(before, after):
+    return sorted(n for n in before if n in after and (before[n]["weight"] != after[n]["weight"]
+                                                       or before[n]["admin_state"] != after[n]["admin_state"]))
+
+
+def mismatches(after, target):
+    out = []
+    for n, want in sorted(target.items()):
+        got = after.get(n)
+        if got is None:
+            out.append("%s: gone from the backend" % n)
+            continue
+        if got["weight"] != want["weight"]:
+            out.append("%s: weight %d, wanted %d" % (n, got["weight"], want["weight"]))
+        if got["admin_state"] != want["admin_state"]:
+            out.append("%s: state %s, wanted %s" % (n, got["admin_state"], want["admin_state"]))
+    return out
+
+
+def diff_text(backend, servers):
+    lines = []
+    for n in sorted(servers):
+        s = servers[n]
+        lines.append("%s/%s weight=%s state=%s\n" % (backend, n, s["weight"], s["admin_state"]))
+    return "".join(lines)
+
+
+# --------------------------------------------------------------------------- the change
+
+def _ms(t0, t1):
+    return round((t1 - t0) * 1000.0, 3)
+
+
+def _views(servers):
+    return dict((n, server_view(s)) for n, s in servers.items())
+
+
+def _reread(client, backend, attempts=3, pause=0.1):
+    last = None
+    for i in range(attempts):
+        try:
+            return read_servers(client, backend), None
+        except (HAProxyError, ValueError) as exc:
+            last = exc
+            if i + 1 < attempts:
+                time.sleep(pause)
+    return None, last
+
+
+def _send_change(client, backend, commands):
+    """One session: the change commands then the state read-back -> (answers, servers after)."""
+    text = client.execute(commands + state_commands(backend))
+    answers, rest = split_responses(text, len(commands))
+    return answers, parse_state_and_stat(rest, backend)
+
+
+def _restore(client, backend, before, current):
+    """Put servers that differ from ``before`` back, in one session; returns (ok, servers_now_or_None, note)."""
+    target = dict((n, {"weight": s["weight"], "admin_state": s["admin_state"]}) for n, s in before.items()
+                  if n in current)
+    cmds = plan_commands(backend, dict((n, current[n]) for n in target), target)
+    if not cmds:
+        return True, current, "nothing to restore"
+    try:
+        dummy, after = _send_change(client, backend, cmds)
+    except (HAProxyError, ValueError) as exc:
+        return False, None, "restoring the state from before the change failed: %s" % exc
+    bad = mismatches(after, target)
+    if bad:
+        return False, after, "restoring the state from before the change was incomplete: %s" % "; ".join(bad)
+    return True, after, "they were put back to their state from before the change"
+
+
+def _describe(servers):
+    return ", ".join("%s weight=%d state=%s" % (n, s["weight"], s["admin_state"]) for n, s in sorted(servers.items()))
+
+
+def change_traffic(address, backend, weights=None, groups=None, split=None, states=None, timeout=5.0,
+                   check_mode=False, allow_no_traffic=False, restore_on_failure=True, client=None):
+    """Read, validate, apply in one session, verify.  Returns a result dict; raises HAProxyError subclasses.
+
+    Result keys: changed, before, after (per-server views), target, commands, effective_split,
+    split_multiplier, elapsed_ms (start of the call until HAProxy answered the change line, whose
+    last commands read the new state back), timings {read_ms, apply_ms, total_ms}, sessions,
+    level, address, warnings.
+    Errors carry ``details`` with before/after/changed_servers/restored where known.
+    """
+    t0 = time.perf_counter()
+    request = validate_request(backend, weights, groups, split, states)
+    if client is None:
+        client = RuntimeClient(address, timeout=timeout)
+    try:
+        servers, level = read_backend(client, backend)
+    except ConnectionLost as exc:
+        raise ConnectionLost("%s (while reading the state; nothing was sent that changes anything)" % exc.msg,
+                             **exc.details)
+    t_read = time.perf_counter()
+    before = _views(servers)
+    try:
+        target, effective, multiplier = resolve_targets(request, servers)
+    except ValidationError as exc:
+        exc.details.setdefault("before", before)
+        raise
+
+    serving_before = [n for n, s in servers.items() if is_serving(s)]
+    serving_after = [n for n, s in servers.items()
+                     if is_serving(s, target[n]["weight"], target[n]["admin_state"])]
+    if serving_before and not serving_after and not allow_no_traffic:
+        down = [n for n, t in sorted(target.items())
+                if t["weight"] > 0 and t["admin_state"] == "ready" and servers[n]["op_state"] != "running"]
+        verb = "is" if len(down) == 1 else "are"
+        why = " (%s would get traffic but %s DOWN by health check)" % (", ".join(down), verb) if down else ""
+        raise ValidationError("the change would leave backend %r with no server taking traffic%s; now serving: %s. "
+                              "Set allow_no_traffic: true to do this on purpose"
+                              % (backend, why, ", ".join(sorted(serving_before))), field="weights", before=before)
+
+    commands = plan_commands(backend, servers, target)
+    result = {
+        "changed": bool(commands),
+        "before": before,
+        "target": target,
+        "commands": commands,
+        "effective_split": effective,
+        "split_multiplier": multiplier,
+        "level": level,
+        "address": client.where,
+        "warnings": [],
+    }
+    if not commands or check_mode:
+        predicted = {}
+        for n, s in servers.items():
+            p = dict(s)
+            p.update(target[n])
+            if s != p:
+                p["status"] = None  # unknown until HAProxy applies it
+            predicted[n] = p
+        t_end = time.perf_counter()
+        result.update(after=_views(predicted), elapsed_ms=_ms(t0, t_end), sessions=client.sessions,
+                      timings={"read_ms": _ms(t0, t_read), "apply_ms": 0.0, "total_ms": _ms(t0, t_end)})
+        return result
+
+    t_apply = time.perf_counter()
+    lost = None
+    answers, after = [], None
+    try:
+        answers, after = _send_change(client, backend, commands)
+    except SocketUnavailable as exc:
+        raise SocketUnavailable("%s (the state was read but the change could not be sent; nothing changed)"
+                                % exc.msg, before=before, after=before, changed_servers=[], commands=commands)
+    except (ConnectionLost, ValueError) as exc:
+        lost = exc
+    t_done = time.perf_counter()
+
+    if lost is None:
+        problems = ["'%s' answered: %s" % (cmd, ans) for cmd, ans in zip(commands, answers) if ans]
+        problems += mismatches(after, target)
+        if not problems:
+            result.update(after=_views(after), elapsed_ms=_ms(t0, t_done), sessions=client.sessions,
+                          timings={"read_ms": _ms(t0, t_read), "apply_ms": _ms(t_apply, t_done),
+                                   "total_ms": _ms(t0, time.perf_counter())})
+            return result
+        msg = "HAProxy at %s did not apply the change as asked: %s" % (client.where, "; ".join(problems))
+    else:
+        after, err = _reread(client, backend)
+        if after is None:
+            raise ApplyError(
+                "the connection to HAProxy at %s was lost during the change (%s) and HAProxy could not be reached "
+                "again (%s): it may have applied some or all of: %s. State before the change: %s"
+                % (client.where, lost, err, "; ".join(commands), _describe(servers)),
+                before=before, after=None, changed_servers=None, restored=None, commands=commands)
+        if not mismatches(after, target):
+            t_end = time.perf_counter()
+            result["warnings"].append("the connection to HAProxy was lost after the change was sent (%s); a new "
+                                      "session shows every change applied" % lost)
+            result.update(after=_views(after), elapsed_ms=_ms(t0, t_end), sessions=client.sessions,
+                          timings={"read_ms": _ms(t0, t_read), "apply_ms": _ms(t_apply, t_done),
+                                   "total_ms": _ms(t0, t_end)})
+            return result
+        msg = "the connection to HAProxy at %s was lost during the change (%s)" % (client.where, lost)
+
+    changed = changed_servers(servers, after)
+    restored = None
+    if not changed:
+        msg += "; nothing changed (a read-back shows every server as before)"
+    elif restore_on_failure:
+        restored, now, note = _restore(client, backend, servers, after)
+        if now is not None:
+            after = now
+        msg += "; servers changed: %s; %s" % (", ".join(changed), note)
+    else:
+        msg += "; servers changed: %s (left as they are: restore_on_failure is false)" % ", ".join(changed)
+    raise ApplyError(msg, before=before, after=_views(after), changed_servers=changed, restored=restored,
+                     commands=commands)

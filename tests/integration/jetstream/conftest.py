@@ -1,0 +1,224 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the stagegate.rollout project
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Fixtures for the JetStream module tests: real nats-server processes and ansible-playbook runs.
+
+Every test gets its own nats-server (free loopback port, store in its temp dir)
+started through demo/stack/nats.py; the modules are run by ansible-playbook
+through the collection at .collections/ansible_collections/stagegate/rollout.
+"""
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from demo.stack.nats import NatsServer
+from demo.stack.ports import free_port
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+COLLECTIONS = os.path.join(ROOT, ".collections")
+VENV_BIN = os.path.dirname(sys.executable)
+
+AUTH_USER = "rollout"
+AUTH_PASSWORD = "S3cr3t-Pw-7f4e2a91"
+
+
+class AuthNatsServer(NatsServer):
+    """A nats-server with JetStream that requires a user and password."""
+
+    def __init__(self, store_dir, user, password):
+        NatsServer.__init__(self, store_dir)
+        self.user = user
+        self.password = password
+        self.proc.argv += ["--user", user, "--pass", password]
+
+
+@pytest.fixture
+def nats_server(tmp_path):
+    server = NatsServer(str(tmp_path / "nats")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def auth_nats_server(tmp_path):
+    server = AuthNatsServer(str(tmp_path / "nats-auth"), AUTH_USER, AUTH_PASSWORD).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def closed_url():
+    """A loopback URL where nothing listens."""
+    return "nats://127.0.0.1:%d" % free_port()
+
+
+class PlaybookRun:
+    def __init__(self, proc, results):
+        self.rc = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.results = results  # one result dict per task (json callback), in order
+
+    @property
+    def output(self):
+        return self.stdout + self.stderr
+
+    def __getitem__(self, i):
+        return self.results[i]
+
+
+def _task_results(stdout):
+    data = json.loads(stdout[stdout.index("{"):])
+    out = []
+    for play in data.get("plays", []):
+        for task in play.get("tasks", []):
+            res = task.get("hosts", {}).get("localhost", {})
+            res = dict(res, _task=task.get("task", {}).get("name"))
+            out.append(res)
+    return out
+
+
+@pytest.fixture
+def playbook(tmp_path):
+    """Run tasks in a playbook on localhost; returns a PlaybookRun.
+
+    ``servers`` goes to module_defaults of the action group stagegate.rollout.nats.
+    With ``verbosity`` the default callback is used (text output, no parsed results).
+    """
+    counter = [0]
+
+    def run(tasks, servers=None, check=False, diff=False, verbosity=0, extra_env=None, play_vars=None,
+            module_defaults=None, roles=None, extra_args=()):
+        counter[0] += 1
+        defaults = dict(module_defaults or {})
+        if servers is not None:
+            defaults.setdefault("servers", servers)
+        play = {"name": "jetstream test", "hosts": "localhost", "gather_facts": False, "vars": play_vars or {},
+                "tasks": tasks}
+        if roles:
+            play["roles"] = roles
+        if defaults:
+            play["module_defaults"] = {"group/stagegate.rollout.nats": defaults}
+        path = tmp_path / ("play%02d.yml" % counter[0])
+        path.write_text(json.dumps([play], indent=1))
+        env = dict(os.environ)
+        env.update({
+            "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS,
+            "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "True",
+            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "false",
+            "ANSIBLE_RETRY_FILES_ENABLED": "false",
+            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
+            "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
+            "PATH": VENV_BIN + os.pathsep + env.get("PATH", ""),
+        })
+        for key in ("NATS_URL", "NATS_USER", "NATS_PASSWORD"):
+            env.pop(key, None)
+        if not verbosity:
+            env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
+        env.update(extra_env or {})
+        argv = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local", str(path)]
+        if check:
+            argv.append("--check")
+        if diff:
+            argv.append("--diff")
+        if verbosity:
+            argv.append("-" + "v" * verbosity)
+        argv.extend(extra_args)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=300)
+        results = []
+        if not verbosity:
+            try:
+                results = _task_results(proc.stdout)
+            except (ValueError, KeyError) as exc:
+                raise AssertionError("ansible-playbook output is not the json callback's (%s):\n%s\n%s"
+                                     % (exc, proc.stdout[-3000:], proc.stderr[-3000:]))
+        return PlaybookRun(proc, results)
+
+    return run
+
+
+# -- direct NATS access for checks, independent of the modules ----------------------------------------------
+
+def js_api(url, operation, body=None, user=None, password=None):
+    """One JetStream API call with nats-py; returns the decoded reply (errors included)."""
+    import nats
+
+    async def call():
+        kw = {}
+        if user:
+            kw.update(user=user, password=password)
+        nc = await nats.connect(url, **kw)
+        try:
+            payload = b"" if body is None else json.dumps(body).encode()
+            msg = await nc.request("$JS.API." + operation, payload, timeout=5)
+            return json.loads(msg.data)
+        finally:
+            await nc.close()
+
+    return asyncio.run(call())
+
+
+def stream_config(url, name, **kw):
+    """The stream's config, or None when it does not exist."""
+    reply = js_api(url, "STREAM.INFO." + name, **kw)
+    return None if "error" in reply else reply
+
+
+def publish(url, subject, count, start=1):
+    """Publish ``count`` messages ``msg-<n>`` through JetStream (acknowledged by the stream)."""
+    import nats
+
+    async def pub():
+        nc = await nats.connect(url)
+        try:
+            js = nc.jetstream()
+            acks = []
+            for n in range(start, start + count):
+                acks.append(await js.publish(subject, ("msg-%d" % n).encode()))
+            return [a.seq for a in acks]
+        finally:
+            await nc.close()
+
+    return asyncio.run(pub())
+
+
+def consume_all(url, stream, durable, ack=True, idle=1.0):
+    """Fetch from a durable pull consumer until nothing comes for ``idle`` seconds; returns [(seq, data)]."""
+    import nats
+    from nats.errors import TimeoutError as NatsTimeout
+
+    async def consume():
+        nc = await nats.connect(url)
+        got = []
+        try:
+            js = nc.jetstream()
+            sub = await js.pull_subscribe_bind(durable=durable, stream=stream)
+            while True:
+                try:
+                    msgs = await sub.fetch(batch=25, timeout=idle)
+                except (NatsTimeout, asyncio.TimeoutError):
+                    break
+                for m in msgs:
+                    got.append((m.metadata.sequence.stream, m.data.decode()))
+                    if ack:
+                        await m.ack_sync()
+            await sub.unsubscribe()
+            return got
+        finally:
+            await nc.close()
+
+    return asyncio.run(consume())
+
+
+@pytest.fixture
+def nats_tools():
+    """Direct NATS helpers for checks: js_api, stream_config, publish, consume_all."""
+    import types
+    return types.SimpleNamespace(js_api=js_api, stream_config=stream_config, publish=publish, consume_all=consume_all,
+                                 auth_user=AUTH_USER, auth_password=AUTH_PASSWORD)
