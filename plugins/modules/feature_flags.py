@@ -17,8 +17,9 @@ description:
   - "The schema declares, per flag: C(type) (V(bool), V(int), V(str), V(enum), V(list)), C(default), C(choices)
     (enum), C(min)/C(max) (int), C(pattern) (str, list items), C(min_phase) (the first phase in which the flag may
     be on), C(requires) (flags that must be on when this one is) and C(description)."
-  - Unknown flag names, type mismatches, flags on before their C(min_phase) (unless O(force)) and missing
-    requirements are all reported together, each naming its flag, before anything is written.
+  - Unknown flag names and type mismatches (all of them together), then flags on before their C(min_phase) (unless
+    O(force)) and missing requirements (all of them together) are refused, each naming its flag, before anything is
+    written; RV(problems) lists them.
   - "A flag is on when it is a true bool, a non-empty list, or an int/str/enum value different from its default."
   - "O(format=env): C(KEY=value) lines sorted by key after a header comment; booleans V(true)/V(false), lists
     comma-joined, values unquoted (for systemd C(EnvironmentFile), C(docker --env-file), Compose C(env_file))."
@@ -133,6 +134,11 @@ content:
   description: The rendered content.
   returned: always
   type: str
+problems:
+  description: Every problem found, each naming its flag.
+  returned: failure
+  type: list
+  elements: str
 forced:
   description: Flags that are on before their C(min_phase) because of O(force).
   returned: always

@@ -45,8 +45,8 @@ options:
     description: Phase (V(staging), V(canary), V(production), V(advanced), or V(rollback), ...). Required with O(action=append).
     type: str
   step:
-    description: Step inside the phase (for example the canary step number or name).
-    type: str
+    description: Step inside the phase (for example the canary step number or name); an integer is stored as a string.
+    type: raw
   event:
     description:
       - What happened (for example V(phase_start), V(gate), V(judge), V(promote), V(rollback), V(killswitch)).
@@ -214,7 +214,7 @@ def main():
             action=dict(type="str", default="append", choices=["append", "verify", "read", "show"]),
             release=dict(type="str"),
             phase=dict(type="str"),
-            step=dict(type="str"),
+            step=dict(type="raw"),
             event=dict(type="str"),
             decision=dict(type="str"),
             reason=dict(type="str"),
