@@ -61,6 +61,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import ipaddress
 import re
 import socket
 import time
@@ -345,6 +346,8 @@ def server_view(srv):
         "status": srv.get("status"),
         "backup": srv.get("backup", False),
         "serving": is_serving(srv),
+        "address": srv.get("address"),
+        "port": srv.get("port"),
     }
 
 
@@ -457,7 +460,7 @@ def _percent(value, field):
     return v
 
 
-def validate_request(backend, weights=None, groups=None, split=None, states=None):
+def validate_request(backend, weights=None, groups=None, split=None, states=None, addresses=None):
     """Static checks (no HAProxy needed).  Returns the normalised request; raises ValidationError.
 
     All problems found are reported together, each naming the field, the value and what is accepted.
@@ -548,10 +551,49 @@ def validate_request(backend, weights=None, groups=None, split=None, states=None
                 errors.append("state.%s: server %r is also given state %r through its group"
                               % (key, key, norm_states[key]))
             norm_states[key] = st
+    norm_addresses = {}
+    if addresses is not None and not isinstance(addresses, dict):
+        errors.append("addresses: %r is not accepted; give a mapping of server name to 'IP:PORT'" % (addresses,))
+        addresses = {}
+    for name, value in (addresses or {}).items():
+        if guard(_check_name, name, "addresses key") is not None:
+            v = guard(parse_server_address, value, "addresses.%s" % name)
+            if v is not None:
+                norm_addresses[name] = v
     if errors:
         raise ValidationError("; ".join(errors), errors=errors)
     return {"backend": backend, "weights": norm_weights, "groups": norm_groups, "split": norm_split,
-            "states": norm_states}
+            "states": norm_states, "addresses": norm_addresses}
+
+
+def parse_server_address(value, field="addresses"):
+    """'IP:PORT' (IPv4, or [IPv6]:PORT) -> (ip, port); raises ValidationError naming ``field``."""
+    bad = ValidationError("%s: %r is not accepted; give an IP address and a port, e.g. 127.0.0.1:8080 or [::1]:8080"
+                          % (field, value), field=field)
+    if not isinstance(value, str):
+        raise bad
+    m = re.match(r"^\[([0-9A-Fa-f:.]+)\]:(\d+)$", value.strip()) or re.match(r"^([0-9.]+):(\d+)$", value.strip())
+    if not m:
+        raise bad
+    try:
+        ip = str(ipaddress.ip_address(m.group(1)))
+    except ValueError:
+        raise bad
+    port = int(m.group(2))
+    if not 1 <= port <= 65535:
+        raise bad
+    return ip, port
+
+
+def set_server_addr_command(backend, server, ip, port):
+    """The runtime API command that points ``backend/server`` at ``ip:port``."""
+    return "set server %s/%s addr %s port %d" % (backend, server, ip, port)
+
+
+def addr_answer_ok(answer):
+    """HAProxy answers a successful 'set server addr' with a sentence, not with nothing."""
+    a = answer.lower()
+    return "changed from" in a or "no need to change" in a
 
 
 def _fmt_pct(v):
@@ -614,6 +656,9 @@ def resolve_targets(request, servers):
     for name in request["states"]:
         if name not in servers:
             unknown("state.%s" % name, name)
+    for name in request.get("addresses", {}):
+        if name not in servers:
+            unknown("addresses.%s" % name, name)
     if errors:
         raise ValidationError("; ".join(errors), errors=errors)
 
@@ -627,6 +672,8 @@ def resolve_targets(request, servers):
         target[s]["weight"] = w
     for s, st in request["states"].items():
         target[s]["admin_state"] = st
+    for s, (ip, port) in request.get("addresses", {}).items():
+        target[s]["address"], target[s]["port"] = ip, port
 
     if request["split"] is not None:
         grouped = set(s for members in request["groups"].values() for s in members)
@@ -645,21 +692,25 @@ def resolve_targets(request, servers):
 
 def plan_commands(backend, servers, target):
     """The commands that move ``servers`` to ``target``: capacity-adding ones first, capacity-removing ones last."""
-    add_w, add_s, rem_s, rem_w = [], [], [], []
+    addr, add_w, add_s, rem_s, rem_w = [], [], [], [], []
     for name in sorted(servers):
         cur, want = servers[name], target[name]
+        if "address" in want and (want["address"], want["port"]) != (cur.get("address"), cur.get("port")):
+            addr.append(set_server_addr_command(backend, name, want["address"], want["port"]))
         if want["weight"] != cur["weight"]:
             cmd = "set server %s/%s weight %d" % (backend, name, want["weight"])
             (add_w if want["weight"] > cur["weight"] else rem_w).append(cmd)
         if want["admin_state"] != cur["admin_state"]:
             cmd = "set server %s/%s state %s" % (backend, name, want["admin_state"])
             (add_s if want["admin_state"] == "ready" else rem_s).append(cmd)
-    return add_w + add_s + rem_s + rem_w
+    return addr + add_w + add_s + rem_s + rem_w
 
 
 def changed_servers(before, after):
     return sorted(n for n in before if n in after and (before[n]["weight"] != after[n]["weight"]
-                                                       or before[n]["admin_state"] != after[n]["admin_state"]))
+                                                       or before[n]["admin_state"] != after[n]["admin_state"]
+                                                       or before[n].get("address") != after[n].get("address")
+                                                       or before[n].get("port") != after[n].get("port")))
 
 
 def mismatches(after, target):
@@ -673,6 +724,9 @@ def mismatches(after, target):
             out.append("%s: weight %d, wanted %d" % (n, got["weight"], want["weight"]))
         if got["admin_state"] != want["admin_state"]:
             out.append("%s: state %s, wanted %s" % (n, got["admin_state"], want["admin_state"]))
+        if "address" in want and (got.get("address"), got.get("port")) != (want["address"], want["port"]):
+            out.append("%s: address %s:%s, wanted %s:%s" % (n, got.get("address"), got.get("port"),
+                                                            want["address"], want["port"]))
     return out
 
 
@@ -717,6 +771,10 @@ def _restore(client, backend, before, current):
     """Put servers that differ from ``before`` back, in one session; returns (ok, servers_now_or_None, note)."""
     target = dict((n, {"weight": s["weight"], "admin_state": s["admin_state"]}) for n, s in before.items()
                   if n in current)
+    for n, t in target.items():
+        if before[n].get("address") and before[n].get("port") and (
+                before[n]["address"], before[n]["port"]) != (current[n].get("address"), current[n].get("port")):
+            t["address"], t["port"] = before[n]["address"], before[n]["port"]
     cmds = plan_commands(backend, dict((n, current[n]) for n in target), target)
     if not cmds:
         return True, current, "nothing to restore"
@@ -735,7 +793,7 @@ def _describe(servers):
 
 
 def change_traffic(address, backend, weights=None, groups=None, split=None, states=None, timeout=5.0,
-                   check_mode=False, allow_no_traffic=False, restore_on_failure=True, client=None):
+                   check_mode=False, allow_no_traffic=False, restore_on_failure=True, client=None, addresses=None):
     """Read, validate, apply in one session, verify.  Returns a result dict; raises HAProxyError subclasses.
 
     Result keys: changed, before, after (per-server views), target, commands, effective_split,
@@ -745,7 +803,7 @@ def change_traffic(address, backend, weights=None, groups=None, split=None, stat
     Errors carry ``details`` with before/after/changed_servers/restored where known.
     """
     t0 = time.perf_counter()
-    request = validate_request(backend, weights, groups, split, states)
+    request = validate_request(backend, weights, groups, split, states, addresses)
     if client is None:
         client = RuntimeClient(address, timeout=timeout)
     try:
@@ -811,7 +869,8 @@ def change_traffic(address, backend, weights=None, groups=None, split=None, stat
     t_done = time.perf_counter()
 
     if lost is None:
-        problems = ["'%s' answered: %s" % (cmd, ans) for cmd, ans in zip(commands, answers) if ans]
+        problems = ["'%s' answered: %s" % (cmd, ans) for cmd, ans in zip(commands, answers)
+                    if ans and not (" addr " in cmd and addr_answer_ok(ans))]
         problems += mismatches(after, target)
         if not problems:
             result.update(after=_views(after), elapsed_ms=_ms(t0, t_done), sessions=client.sessions,

@@ -74,6 +74,14 @@ options:
       - Admin state per server or per group, V(ready), V(drain) (no new connections, health checks go on) or V(maint)
         (no traffic, health checks stopped).
     type: dict
+  addresses:
+    description:
+      - Point servers at a new address, server name to V(IP:PORT) (V([IPv6]:PORT) for IPv6), with
+        C(set server <backend>/<server> addr <ip> port <port>) in the same session as the other changes and before
+        them, for example to put a new version into a server slot pre-declared in the configuration.
+      - Servers already at that address get no command. HAProxy keeps health-checking the server at its new address.
+      - The server must have been declared with an address and a port (not a port range or offset).
+    type: dict
   timeout:
     description: Seconds allowed for connecting to the runtime API and for each answer.
     type: float
@@ -159,6 +167,17 @@ EXAMPLES = r"""
     state:
       blue: drain
 
+- name: Put version v7 (port 8107) into the pre-declared green slot, at weight 0 and ready
+  stagegate.rollout.haproxy_traffic:
+    socket: /run/haproxy/admin.sock
+    backend: app
+    addresses:
+      green: 127.0.0.1:8107
+    weights:
+      green: 0
+    state:
+      green: ready
+
 - name: Only read the state of a backend
   stagegate.rollout.haproxy_traffic:
     socket: /run/haproxy/admin.sock
@@ -193,6 +212,12 @@ before:
     serving:
       description: Whether the server takes new requests (running, ready, weight above 0, not a backup).
       type: bool
+    address:
+      description: The server's IP address.
+      type: str
+    port:
+      description: The server's port.
+      type: int
 after:
   description:
     - Every server of the backend after the change, as read back from HAProxy in the same session as the change.
@@ -206,7 +231,7 @@ commands:
   elements: str
   sample: ["set server app/web3 weight 10", "set server app/web1 weight 45", "set server app/web2 weight 45"]
 changed_servers:
-  description: Names of the servers whose weight or admin state changed (or would change in check mode).
+  description: Names of the servers whose weight, admin state or address changed (or would change in check mode).
   returned: always
   type: list
   elements: str
@@ -263,6 +288,7 @@ def main():
             groups=dict(type="dict"),
             split=dict(type="dict"),
             state=dict(type="dict"),
+            addresses=dict(type="dict"),
             timeout=dict(type="float", default=5.0),
             allow_no_traffic=dict(type="bool", default=False),
             restore_on_failure=dict(type="bool", default=True),
@@ -276,7 +302,8 @@ def main():
     try:
         res = change_traffic(p["socket"], p["backend"], weights=p["weights"], groups=p["groups"], split=p["split"],
                              states=p["state"], timeout=p["timeout"], check_mode=module.check_mode,
-                             allow_no_traffic=p["allow_no_traffic"], restore_on_failure=p["restore_on_failure"])
+                             allow_no_traffic=p["allow_no_traffic"], restore_on_failure=p["restore_on_failure"],
+                             addresses=p["addresses"])
     except ValidationError as exc:
         module.fail_json(msg=to_native(exc.msg), errors=exc.details.get("errors", [to_native(exc.msg)]),
                          before=exc.details.get("before"), changed=False)
@@ -297,8 +324,9 @@ def main():
                         "small group or a larger share" % ", ".join(off))
 
     before, after = res["before"], res["after"]
-    changed_servers = sorted(n for n in before if (before[n]["weight"], before[n]["admin_state"])
-                             != (after[n]["weight"], after[n]["admin_state"]))
+    changed_servers = sorted(n for n in before
+                             if tuple(before[n].get(k) for k in ("weight", "admin_state", "address", "port"))
+                             != tuple(after[n].get(k) for k in ("weight", "admin_state", "address", "port")))
     out = dict(changed=res["changed"], before=before, after=after, commands=res["commands"],
                changed_servers=changed_servers, serving=sorted(n for n in after if after[n]["serving"]),
                effective_split=res["effective_split"], split_multiplier=res["split_multiplier"],
