@@ -1,0 +1,36 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the stagegate.rollout project
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A real HAProxy with two pre-declared server slots (blue, green) in backend ``app``, both in maintenance."""
+
+import os
+import signal
+
+import pytest
+
+from demo.stack.haproxy import HAProxy
+from demo.stack.ports import free_port
+
+
+@pytest.fixture(scope="module")
+def lb(tmp_path_factory):
+    work = tmp_path_factory.mktemp("deploy_hosts_lb")
+    # Unused ports until the role points the slots at a version; weight 0 and maint via the runtime API below.
+    h = HAProxy(str(work), backends={"app": [("blue", "127.0.0.1:%d" % free_port(), 0),
+                                             ("green", "127.0.0.1:%d" % free_port(), 0)]}).start()
+    from tests.integration.deploy_hosts.deploy_kit import cli
+    cli(h.socket_path, "set server app/blue state maint;set server app/green state maint")
+    yield h
+    h.stop()
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("deploy_hosts_base")
+    yield str(d)
+    pid_file = os.path.join(str(d), "supervisor", "supervisord.pid")
+    try:
+        with open(pid_file) as fh:
+            os.kill(int(fh.read().strip()), signal.SIGTERM)  # supervisord stops its programs (stopasgroup)
+    except (OSError, ValueError):
+        pass

@@ -1,0 +1,148 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the stagegate.rollout project
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Helpers for the deploy_hosts tests: run the role, talk to HAProxy, send traffic."""
+
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+VENV_BIN = os.path.dirname(sys.executable)
+PLAYBOOK = os.path.join(os.path.dirname(__file__), "deploy.yml")
+
+
+def cli(sock, line):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(sock)
+    s.sendall(line.encode() + b"\n")
+    out = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        out += chunk
+    s.close()
+    return out.decode()
+
+
+def slots(sock):
+    """{server: {"port": int, "weight": int, "admin": int}} from 'show servers state app'."""
+    lines = cli(sock, "show servers state app").splitlines()
+    header = lines[1][2:].split()
+    out = {}
+    for ln in lines[2:]:
+        if not ln.strip():
+            continue
+        row = dict(zip(header, ln.split()))
+        out[row["srv_name"]] = {"port": int(row["srv_port"]), "weight": int(row["srv_uweight"]),
+                                "admin": int(row["srv_admin_state"])}
+    return out
+
+
+def run_role(extra, check=False, expect_rc=0, timeout=180):
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"), ANSIBLE_FORCE_COLOR="0",
+               ANSIBLE_NOCOLOR="1", PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
+               ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
+    cmd = [os.path.join(VENV_BIN, "ansible-playbook"), PLAYBOOK, "-e", json.dumps(extra)]
+    if check:
+        cmd.append("--check")
+    p = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    out = p.stdout + p.stderr
+    assert p.returncode == expect_rc, "rc %d (wanted %d)\n%s" % (p.returncode, expect_rc, out[-6000:])
+    m = re.search(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", out)
+    assert m, out[-3000:]
+    return {"ok": int(m.group(1)), "changed": int(m.group(2)), "failed": int(m.group(4)), "out": out}
+
+
+def service_extra(base_dir, lb, version, port, **kw):
+    extra = {
+        "deploy_hosts_service": "demo",
+        "deploy_hosts_version": version,
+        "deploy_hosts_port": port,
+        "deploy_hosts_base_dir": base_dir,
+        "deploy_hosts_command": sys.executable + " -m demo.service --env-file {env_file} --port {port} --version {version}",
+        "deploy_hosts_workdir": ROOT,
+        "deploy_hosts_supervisor": "supervisord",
+        "deploy_hosts_supervisord_bin": os.path.join(VENV_BIN, "supervisord"),
+        "deploy_hosts_supervisorctl_bin": os.path.join(VENV_BIN, "supervisorctl"),
+        "deploy_hosts_haproxy_socket": lb.socket_path,
+        "deploy_hosts_haproxy_backend": "app",
+        "deploy_hosts_health_retries": 20,
+        "deploy_hosts_health_delay": 1,
+        "deploy_hosts_bluegreen_keep_seconds": 1,
+    }
+    extra.update(kw)
+    return extra
+
+
+def get(port, path="/healthz", timeout=5.0):
+    """One GET on a new connection -> (status, version or error)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = resp.read().decode("utf-8", "replace")
+        try:
+            return resp.status, json.loads(body).get("version")
+        except ValueError:
+            return resp.status, body[:80]
+    except Exception as exc:  # pylint: disable=broad-except
+        return 0, "%s: %s" % (type(exc).__name__, exc)
+    finally:
+        conn.close()
+
+
+class Loop:
+    """Client threads sending GET /healthz through the load balancer until stop()."""
+
+    def __init__(self, port, clients=2):
+        self.port, self.clients = port, clients
+        self.results = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = []
+
+    def _run(self):
+        while not self._stop.is_set():
+            r = get(self.port)
+            with self._lock:
+                self.results.append(r)
+            time.sleep(0.005)
+
+    def __enter__(self):
+        for dummy in range(self.clients):
+            th = threading.Thread(target=self._run, daemon=True)
+            th.start()
+            self._threads.append(th)
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for th in self._threads:
+            th.join(10)
+
+    def failed(self):
+        return [r for r in self.results if r[0] != 200]
+
+    def versions(self):
+        out = {}
+        for status, version in self.results:
+            if status == 200:
+                out[version] = out.get(version, 0) + 1
+        return out
+
+
+def port_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
