@@ -12,7 +12,7 @@ make a test pass where a real API server would refuse:
 * ``/openapi/v2`` answers 200 with an empty document. Helm downloads it for
   client-side schema validation; an empty document means "no schema known",
   so client-go skips that validation. The manifests are validated instead by
-  ``kubernetes-validate`` in ``test_chart.py``.
+  ``kubernetes-validate`` in ``test_kubernetes_chart.py``.
 * Request bodies in Kubernetes protobuf (client-go sends Secrets, ConfigMaps
   and DeleteOptions this way; Helm stores its releases in Secrets) are decoded
   to JSON. Only the fields those kinds use are decoded; anything else is
