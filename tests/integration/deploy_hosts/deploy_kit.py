@@ -50,7 +50,7 @@ def slots(sock):
 def run_role(extra, check=False, expect_rc=0, timeout=180):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"), ANSIBLE_FORCE_COLOR="0",
                ANSIBLE_NOCOLOR="1", PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
-               ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
+               ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_PIPELINING="1", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
     cmd = [os.path.join(VENV_BIN, "ansible-playbook"), PLAYBOOK, "-e", json.dumps(extra)]
     if check:
         cmd.append("--check")
