@@ -18,6 +18,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import calendar
+import math
 import re
 import time
 
@@ -94,7 +95,7 @@ def parse_duration(value, field, unlimited=False, allow_zero=True):
         raise JetStreamConfigError("%s: %r is a boolean; expected %s" % (field, value, accepted))
     if _is_number(value):
         seconds = value
-        if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        if not math.isfinite(seconds):
             raise JetStreamConfigError("%s: %r is not a finite number; expected %s" % (field, value, accepted))
         if seconds == -1 and unlimited:
             return 0
@@ -164,7 +165,7 @@ def parse_size(value, field, allow_unlimited=True, maximum=INT64_MAX):
         raise JetStreamConfigError("%s: %r is a boolean; expected %s" % (field, value, accepted))
     if _is_number(value):
         if isinstance(value, float):
-            if value != value or value in (float("inf"), float("-inf")):
+            if not math.isfinite(value):
                 raise JetStreamConfigError("%s: %r is not a finite number; expected %s" % (field, value, accepted))
             if value != int(value):
                 raise JetStreamConfigError("%s: %r is not a whole number of bytes; expected %s"
@@ -210,7 +211,7 @@ def parse_count(value, field, allow_unlimited=True, minimum=1, maximum=INT64_MAX
     if isinstance(value, bool):
         raise JetStreamConfigError("%s: %r is a boolean; expected %s" % (field, value, accepted))
     if isinstance(value, float):
-        if value != value or value != int(value):
+        if not math.isfinite(value) or value != int(value):
             raise JetStreamConfigError("%s: %r is not a whole number; expected %s" % (field, value, accepted))
         value = int(value)
     if isinstance(value, str):
@@ -747,8 +748,8 @@ def plan_consumer(desired, current, state="present", recreate=False, replay=None
         details = "; ".join("%s %r -> %r" % (CONSUMER_FIELD_OPTION[f], before[f], after[f]) for f in immutable)
         return Plan("blocked", changes=changes, blocked_fields=opts,
                     message="cannot update consumer %s in place: JetStream cannot change %s of an existing consumer "
-                            "(%s). The consumer was not changed. To apply it, %s." % (name, " or ".join(opts), details,
-                                                                                     CONSUMER_RECREATE_HINT))
+                            "(%s). The consumer was not changed. To apply it, %s."
+                            % (name, " or ".join(opts), details, CONSUMER_RECREATE_HINT))
     if immutable:
         return Plan("recreate", payload=_strip_internal_metadata(base), changes=changes,
                     blocked_fields=[CONSUMER_FIELD_OPTION[f] for f in immutable],

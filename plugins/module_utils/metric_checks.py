@@ -225,8 +225,8 @@ def _validate_one(i, raw, gate_provider, gate_vars, on_no_data, failure_limit, c
     where = "checks[%d] (%s)" % (i, name)
     unknown = set(spec) - set(CHECK_FIELDS)
     if unknown:
-        raise CheckSpecError("%s: unknown fields %s (accepted: %s)" % (where, ", ".join(sorted(unknown)),
-                                                                      ", ".join(CHECK_FIELDS)))
+        raise CheckSpecError("%s: unknown fields %s (accepted: %s)"
+                             % (where, ", ".join(sorted(unknown)), ", ".join(CHECK_FIELDS)))
 
     # provider
     if spec.get("provider"):

@@ -77,7 +77,7 @@ import time
 
 from ansible.module_utils.six.moves.urllib.parse import urlencode, urlsplit, urlunsplit
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
-from ansible.module_utils.urls import open_url, SSLValidationError
+from ansible.module_utils.urls import Request, SSLValidationError, make_context
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.common.text.converters import to_native, to_text
 
@@ -125,6 +125,7 @@ PROVIDER_OPTIONS = dict(
 )
 SECRET_KEYS = ("token", "password")
 MAX_RETRIES = 10
+GET_LIMIT = 4000        # longer queries are POSTed (form-encoded), as the Prometheus API accepts both
 
 
 class MetricError(Exception):
@@ -365,6 +366,16 @@ def _check_url(url, field):
     return url
 
 
+def _open(url, method="GET", context=None, **kw):
+    """``ansible.module_utils.urls.open_url`` with a TLS context made once per provider.
+
+    open_url builds a new SSL context (loading the CA store, ~60 ms) for every request, even
+    over plain HTTP, and a 10-check gate makes 14 requests. ``Request().open`` is what open_url
+    calls; here it gets the provider's context.
+    """
+    return Request().open(method, url, context=context, **kw)
+
+
 class _Http(object):
     """GET/POST with a timeout, bounded retries (exponential backoff) on connection errors and 5xx."""
 
@@ -381,6 +392,24 @@ class _Http(object):
         self.backoff = spec.get("retry_backoff", 0.5)
         self.sleep = time.sleep
         self.requests = 0
+        self._context = None
+        self.down = None        # UnreachableError of this round: later requests fail fast, not after more retries
+
+    def reset(self):
+        """A new evaluation round: try the endpoint again."""
+        self.down = None
+
+    def context(self, url):
+        """The SSL context, made on first use (Request.open would make one per request, even for http)."""
+        if not url.lower().startswith("https:"):
+            # never used for plain http; verifying with no CA loaded, so a redirect to https fails closed
+            return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if self._context is None:
+            try:
+                self._context = make_context(cafile=self.ca_path, validate_certs=self.validate_certs)
+            except (IOError, OSError, ssl.SSLError, ValueError) as exc:
+                raise ProviderError("%s: cannot load TLS settings (ca_path %s): %s" % (self.name, self.ca_path, exc))
+        return self._context
 
     def _secrets(self):
         return [s for s in (self.token, self.password) if s]
@@ -392,27 +421,39 @@ class _Http(object):
         return text
 
     def request(self, url, data=None, accept="application/json"):
-        """Return ``(status, body_bytes)`` for 2xx and 4xx; raise UnreachableError when retries run out."""
+        """Return ``(status, body_bytes)`` for 2xx and 4xx; raise UnreachableError when retries run out.
+
+        Once unreachable, every further request fails at once with the same error until ``reset()``
+        (the next evaluation round), so a gate of many checks against a stalled server stays bounded
+        by one query's retries instead of one per check.
+        """
+        if self.down is not None:
+            raise UnreachableError("%s (not retried again in this evaluation)" % self.down)
         headers = {"Accept": accept, "User-Agent": "stagegate.rollout-metrics"}
         if self.token:
             headers["Authorization"] = "Bearer %s" % self.token
         body = None
         method = "GET"
         if data is not None:
-            body = urlencode(data)
-            method = "POST"
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            encoded = urlencode(data)
+            if len(url) + len(encoded) < GET_LIMIT:
+                # one packet: a POST's body goes out after its headers and waits for a delayed ACK (~40 ms)
+                url = "%s%s%s" % (url, "&" if "?" in url else "?", encoded)
+            else:
+                body = encoded
+                method = "POST"
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
         attempts = self.retries + 1
         started = time.monotonic()
         last = None
         for attempt in range(attempts):
             self.requests += 1
             try:
-                resp = open_url(url, data=body, headers=headers, method=method, use_proxy=self.use_proxy,
-                                timeout=self.timeout, validate_certs=self.validate_certs,
-                                url_username=self.username, url_password=self.password,
-                                force_basic_auth=bool(self.username), ca_path=self.ca_path,
-                                follow_redirects="safe", use_netrc=False)
+                resp = _open(url, data=body, headers=headers, method=method, use_proxy=self.use_proxy,
+                             timeout=self.timeout, validate_certs=self.validate_certs,
+                             url_username=self.username, url_password=self.password,
+                             force_basic_auth=bool(self.username), ca_path=self.ca_path,
+                             follow_redirects="safe", use_netrc=False, context=self.context(url))
                 try:
                     return resp.getcode(), resp.read()
                 finally:
@@ -444,9 +485,9 @@ class _Http(object):
                     last = "timed out after %.1f s" % self.timeout
             if attempt + 1 < attempts:
                 self.sleep(min(self.backoff * (2 ** attempt), 30.0))
-        raise UnreachableError("%s %s unreachable after %d attempt(s) in %.1f s (timeout %.1f s each): %s"
-                               % (self.name, _redact_url(url), attempts, time.monotonic() - started, self.timeout,
-                                  last))
+        self.down = ("%s %s unreachable after %d attempt(s) in %.1f s (timeout %.1f s each): %s"
+                     % (self.name, _redact_url(url), attempts, time.monotonic() - started, self.timeout, last))
+        raise UnreachableError(self.down)
 
 
 def _short(payload, limit=300):
@@ -476,6 +517,9 @@ class Provider(object):
 
     def begin_round(self):
         """Called by a gate before each evaluation round (providers that cache scrapes drop them)."""
+        http = getattr(self, "http", None)
+        if http is not None:
+            http.reset()
 
     def describe(self):
         return {"type": self.kind, "url": _redact_url(self.spec.get("url") or "")}
@@ -623,6 +667,7 @@ class HttpJsonProvider(Provider):
         self.cache_seconds = 0.5
 
     def begin_round(self):
+        Provider.begin_round(self)
         self._doc = None
 
     def document(self):
@@ -631,8 +676,8 @@ class HttpJsonProvider(Provider):
             return self._doc
         status, payload = self.http.request(self.url)
         if status >= 400:
-            raise ProviderError("JSON endpoint %s: HTTP %d: %s" % (_redact_url(self.url), status,
-                                                                    self.http._scrub(_short(payload))))
+            raise ProviderError("JSON endpoint %s: HTTP %d: %s"
+                                % (_redact_url(self.url), status, self.http._scrub(_short(payload))))
         try:
             self._doc = json.loads(to_text(payload))
         except ValueError as exc:
@@ -665,8 +710,8 @@ def _json_number(value, expr, where):
             return float(value)
         except ValueError:
             pass
-    raise QueryError("JMESPath %s%s is %s %r, not a number" % (_one_line(expr), where, type(value).__name__,
-                                                                _short(json.dumps(value), 80)))
+    raise QueryError("JMESPath %s%s is %s %r, not a number"
+                     % (_one_line(expr), where, type(value).__name__, _short(json.dumps(value), 80)))
 
 
 def json_samples(result, expr):
@@ -743,6 +788,7 @@ class PrometheusTextProvider(Provider):
         return {"type": self.kind, "url": ", ".join(_redact_url(u) for u, dummy in self.targets)}
 
     def begin_round(self):
+        Provider.begin_round(self)
         self._fresh = False
 
     def _fetch(self, url):
@@ -850,8 +896,8 @@ class PromQLParser(object):
         while pos < len(text):
             m = self.TOKEN.match(text, pos)
             if not m:
-                raise QueryError("prometheus_text: cannot parse the query at %r: %s" % (text[pos:pos + 20],
-                                                                                       _one_line(text)))
+                raise QueryError("prometheus_text: cannot parse the query at %r: %s"
+                                 % (text[pos:pos + 20], _one_line(text)))
             kind = m.lastgroup
             if kind != "ws":
                 self.tokens.append((kind, m.group(kind), pos))
@@ -861,8 +907,8 @@ class PromQLParser(object):
     def error(self, msg):
         tok = self.peek()
         where = "at %r" % tok[1] if tok else "at the end"
-        raise QueryError("prometheus_text: %s %s in %s (supported: %s)" % (msg, where, _one_line(self.text),
-                                                                         self.SUPPORTED))
+        raise QueryError("prometheus_text: %s %s in %s (supported: %s)"
+                         % (msg, where, _one_line(self.text), self.SUPPORTED))
 
     def peek(self, k=0):
         j = self.i + k
@@ -1318,8 +1364,8 @@ def normalize_spec(spec, field="provider"):
     clean = dict((k, v) for k, v in spec.items() if v is not None)
     unknown = set(clean) - set(PROVIDER_OPTIONS)
     if unknown:
-        raise ProviderError("%s: unknown keys %s (accepted: %s)" % (field, ", ".join(sorted(unknown)),
-                                                                   ", ".join(sorted(PROVIDER_OPTIONS))))
+        raise ProviderError("%s: unknown keys %s (accepted: %s)"
+                            % (field, ", ".join(sorted(unknown)), ", ".join(sorted(PROVIDER_OPTIONS))))
     kind = clean.get("type", "prometheus")
     if kind not in PROVIDER_TYPES:
         raise ProviderError("%s.type: %r is not a provider type (accepted: %s)" % (field, kind, ", ".join(PROVIDER_TYPES)))

@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import math
 import os
 import re
 import traceback
@@ -180,7 +181,7 @@ def _positive_float(field, value, default):
         value = float(value)
     except (TypeError, ValueError):
         raise NatsConfigError("%s: expected a number of seconds > 0, got %r" % (field, value))
-    if not value > 0 or value != value or value == float("inf"):
+    if not math.isfinite(value) or value <= 0:
         raise NatsConfigError("%s: expected a number of seconds > 0, got %r" % (field, value))
     return value
 
@@ -213,7 +214,7 @@ class NatsConnectionParams:
         if servers is None or servers == []:
             servers = [DEFAULT_SERVER]
         if isinstance(servers, str):
-            servers = [s for s in servers.split(",")]
+            servers = servers.split(",")
         if not isinstance(servers, (list, tuple)):
             raise NatsConfigError("servers: expected a list of URLs or a comma-separated string, got %s"
                                   % type(servers).__name__)
@@ -264,8 +265,8 @@ class NatsConnectionParams:
 
     @property
     def uses_tls(self):
-        return bool(self.tls_ca or self.tls_cert or any(s.lower().startswith(("tls://", "wss://"))
-                                                           for s in self.servers))
+        secure = any(s.lower().startswith(("tls://", "wss://")) for s in self.servers)
+        return bool(self.tls_ca or self.tls_cert or secure)
 
     def secrets(self):
         """Every secret value these options carry (to scrub from messages and module output)."""

@@ -40,6 +40,7 @@ attributes:
     support: full
     description: Managed options before and after.
   action_group:
+    description: Use C(group/stagegate.rollout.nats) in C(module_defaults) to set the connection options.
     support: full
     membership:
       - stagegate.rollout.nats
@@ -116,7 +117,7 @@ notes:
   - Stop or pause the processes that consume the durable during a replay if they must not see a redelivery gap;
     a pull subscriber that fetches while the consumer is being recreated gets a "consumer not found" error for
     that fetch and can retry.
-  - JetStream stores durations in nanoseconds; RV(consumer.config.ack_wait) is returned in seconds.
+  - JetStream stores durations in nanoseconds; C(consumer.config.ack_wait) is returned in seconds.
 seealso:
   - module: stagegate.rollout.jetstream_stream
   - module: stagegate.rollout.jetstream_info

@@ -29,7 +29,9 @@ attributes:
     description: Read-only, runs the same in check mode.
   diff_mode:
     support: none
+    description: Read-only, nothing to compare.
   action_group:
+    description: Use C(group/stagegate.rollout.nats) in C(module_defaults) to set the connection options.
     support: full
     membership:
       - stagegate.rollout.nats

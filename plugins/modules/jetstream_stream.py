@@ -39,6 +39,7 @@ attributes:
     support: full
     description: Managed options before and after, durations as strings (V(72h)), sizes in bytes.
   action_group:
+    description: Use C(group/stagegate.rollout.nats) in C(module_defaults) to set the connection options.
     support: full
     membership:
       - stagegate.rollout.nats
@@ -129,7 +130,7 @@ options:
     type: bool
     default: false
 notes:
-  - JetStream stores durations in nanoseconds; RV(stream.max_age) and RV(stream.duplicate_window) are returned
+  - JetStream stores durations in nanoseconds; C(stream.max_age) and C(stream.duplicate_window) are returned
     in seconds (V(72h) is V(259200)).
 seealso:
   - module: stagegate.rollout.jetstream_consumer

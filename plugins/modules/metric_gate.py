@@ -165,7 +165,8 @@ options:
         type: str
       baseline_file:
         description:
-          - JSON file holding pinned baselines. Accepted shapes - C({"p95_latency": 0.42}), nested objects
+          - >-
+            JSON file holding pinned baselines. Accepted shapes - C({"p95_latency": 0.42}), nested objects
             addressed with a dotted O(checks[].baseline_key), C({"metrics": {...}}), or a saved result of this
             module (C({"checks": [{"name": ..., "observed": ...}]})).
         type: path
@@ -245,7 +246,7 @@ notes:
     fail the check - they are never a pass and never inconclusive.
   - With V(prometheus_text), a stopped target cannot be scraped and is reported as unreachable (fail), not as
     no data.
-  - Run it on the controller (C(delegate_to: localhost)) when it talks to APIs.
+  - "Run it on the controller (C(delegate_to: localhost)) when it talks to APIs."
 seealso:
   - module: stagegate.rollout.metric_query
   - module: stagegate.rollout.canary_judge

@@ -28,7 +28,7 @@ options:
     description: One query. Mutually exclusive with O(queries).
     type: str
   queries:
-    description: Several named queries, C({name: query}).
+    description: "Several named queries, C({name: query})."
     type: dict
   vars:
     description: Variables for C(${name}) placeholders in the queries (escaped as in M(stagegate.rollout.metric_gate)).
@@ -126,7 +126,7 @@ from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            provider=dict(type="dict", options=PROVIDER_OPTIONS, required=True),
+            provider=dict(type="dict", options=PROVIDER_OPTIONS),
             query=dict(type="str"),
             queries=dict(type="dict"),
             vars=dict(type="dict"),
@@ -141,6 +141,9 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    if not p["provider"]:
+        module.fail_json(msg="provider is required (for example {type: prometheus, url: http://127.0.0.1:9090}), "
+                             "directly or through module_defaults of group/stagegate.rollout.metrics")
     named = {"query": p["query"]} if p["query"] is not None else dict(p["queries"])
     if not named:
         module.fail_json(msg="queries must hold at least one name: query")

@@ -113,6 +113,7 @@ def playbook(tmp_path):
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_FORCE_COLOR": "false",
             "ANSIBLE_RETRY_FILES_ENABLED": "false",
+            "ANSIBLE_PIPELINING": "true",
             "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
             "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
             "PATH": VENV_BIN + os.pathsep + env.get("PATH", ""),
@@ -130,7 +131,8 @@ def playbook(tmp_path):
         if verbosity:
             argv.append("-" + "v" * verbosity)
         argv.extend(extra_args)
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=300)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=300,
+                              check=False)
         results = []
         if not verbosity:
             try:

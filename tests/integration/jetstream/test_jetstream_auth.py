@@ -38,9 +38,10 @@ def test_password_auth_and_no_secret_in_vvv_output(auth_nats_server, playbook, n
 
     # wrong password as an option: clear error, never printed
     path = _vars_file(tmp_path, nats_password=WRONG)
-    run = playbook([dict(task, **{"stagegate.rollout.jetstream_stream": dict(STREAM, max_age="24h", user="rollout",
-                                                                                 password="{{ nats_password }}")})],
-                   servers=url, verbosity=3, extra_args=("-e", "@" + path))
+    wrong_task = {"name": "stream with a wrong password",
+                  "stagegate.rollout.jetstream_stream": dict(STREAM, max_age="24h", user="rollout",
+                                                             password="{{ nats_password }}")}
+    run = playbook([wrong_task], servers=url, verbosity=3, extra_args=("-e", "@" + path))
     assert run.rc != 0
     assert "refused the credentials" in run.stdout and url in run.stdout
     _no_secret(run, WRONG, good)

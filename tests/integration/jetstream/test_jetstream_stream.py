@@ -8,9 +8,8 @@ H = 3600 * 10 ** 9
 
 
 def stream_task(**options):
-    task = {"name": "stream", "stagegate.rollout.jetstream_stream": dict({"name": "EVENTS", "subjects": ["events.>"]},
-                                                                          **options), "register": "r"}
-    return task
+    args = dict({"name": "EVENTS", "subjects": ["events.>"]}, **options)
+    return {"name": "stream", "stagegate.rollout.jetstream_stream": args, "register": "r"}
 
 
 def ok(run, i=0):
@@ -176,8 +175,8 @@ def test_bad_inputs_rejected_before_connecting(target, nats_server, closed_url, 
     validation comes first.
     """
     url = nats_server.url
-    ok(playbook([{"stagegate.rollout.jetstream_stream": {"name": "EXISTING", "subjects": ["existing.>"],
-                                                          "max_age": "72h"}}], servers=url))
+    existing = {"name": "EXISTING", "subjects": ["existing.>"], "max_age": "72h"}
+    ok(playbook([{"stagegate.rollout.jetstream_stream": existing}], servers=url))
     before = nats_tools.stream_config(url, "EXISTING")
     bad_creds = tmp_path / "bad.creds"
     bad_creds.write_text("this is not a credentials file\n")

@@ -120,7 +120,7 @@ def test_parse_count_rejects(value):
 def test_rfc3339_keeps_nanoseconds():
     text, ns = parse_rfc3339("2026-11-25T23:37:52.899216005Z", "replay_from_time")
     assert text == "2026-11-25T23:37:52.899216005Z" and ns % SECOND == 899216005
-    _, ns2 = parse_rfc3339("2026-11-26T00:37:52.899216005+01:00", "replay_from_time")
+    ns2 = parse_rfc3339("2026-11-26T00:37:52.899216005+01:00", "replay_from_time")[1]
     assert ns2 == ns
 
 
@@ -302,9 +302,9 @@ def test_build_consumer_config():
     assert stream == "EVENTS" and replay is None
     assert cfg == {"durable_name": "processor", "name": "processor", "filter_subject": "events.>",
                    "ack_wait": MINUTE, "max_deliver": 5}
-    _, _, replay = build_consumer_config(dict(CBASE, replay_from_seq=40))
+    replay = build_consumer_config(dict(CBASE, replay_from_seq=40))[2]
     assert replay == {"deliver_policy": "by_start_sequence", "opt_start_seq": 40}
-    _, _, replay = build_consumer_config(dict(CBASE, replay_from_time="2026-01-01T00:00:00.000000040Z"))
+    replay = build_consumer_config(dict(CBASE, replay_from_time="2026-01-01T00:00:00.000000040Z"))[2]
     assert replay == {"deliver_policy": "by_start_time", "opt_start_time": "2026-01-01T00:00:00.000000040Z"}
 
 
@@ -338,34 +338,34 @@ def test_build_consumer_config_rejects(options, field):
 
 
 def test_plan_consumer_create_defaults_to_explicit_ack():
-    _, cfg, _ = build_consumer_config(CBASE)
+    cfg = build_consumer_config(CBASE)[1]
     plan = plan_consumer(cfg, None)
     assert plan.action == "create"
     assert plan.payload["ack_policy"] == "explicit" and plan.payload["deliver_policy"] == "all"
 
 
 def test_plan_consumer_idempotent_update_and_blocked():
-    _, cfg, _ = build_consumer_config(dict(CBASE, filter_subject="events.>", ack_wait="30s"))
+    cfg = build_consumer_config(dict(CBASE, filter_subject="events.>", ack_wait="30s"))[1]
     assert plan_consumer(cfg, consumer_server()).action == "none"
-    _, cfg, _ = build_consumer_config(dict(CBASE, ack_wait="1m", max_deliver=3))
+    cfg = build_consumer_config(dict(CBASE, ack_wait="1m", max_deliver=3))[1]
     plan = plan_consumer(cfg, consumer_server())
     assert plan.action == "update" and sorted(plan.changes) == ["ack_wait", "max_deliver"]
-    _, cfg, _ = build_consumer_config(dict(CBASE, deliver_policy="new"))
+    cfg = build_consumer_config(dict(CBASE, deliver_policy="new"))[1]
     plan = plan_consumer(cfg, consumer_server())
     assert plan.action == "blocked" and "deliver_policy" in plan.message and "recreate: true" in plan.message
     assert plan_consumer(cfg, consumer_server(), recreate=True).action == "recreate"
-    _, cfg, _ = build_consumer_config(dict(CBASE, ack_policy="all"))
+    cfg = build_consumer_config(dict(CBASE, ack_policy="all"))[1]
     assert "ack_policy" in plan_consumer(cfg, consumer_server()).message
 
 
 def test_plan_consumer_after_replay_still_satisfies_declaration():
-    _, cfg, _ = build_consumer_config(dict(CBASE, filter_subject="events.>"))
+    cfg = build_consumer_config(dict(CBASE, filter_subject="events.>"))[1]
     replayed = consumer_server(deliver_policy="by_start_sequence", opt_start_seq=40)
     assert plan_consumer(cfg, replayed).action == "none"
 
 
 def test_plan_consumer_replay():
-    _, cfg, replay = build_consumer_config(dict(CBASE, replay_from_seq=40))
+    cfg, replay = build_consumer_config(dict(CBASE, replay_from_seq=40))[1:]
     current = consumer_server(deliver_policy="by_start_time", opt_start_time="2026-01-01T00:00:00Z")
     plan = plan_consumer(cfg, current, replay=replay)
     assert plan.action == "replay" and plan.changed
@@ -379,7 +379,7 @@ def test_plan_consumer_replay():
 
 
 def test_plan_consumer_refuses_push_consumers():
-    _, cfg, _ = build_consumer_config(CBASE)
+    cfg = build_consumer_config(CBASE)[1]
     plan = plan_consumer(cfg, consumer_server(deliver_subject="push.inbox"))
     assert plan.action == "blocked" and "push consumer" in plan.message
 

@@ -176,7 +176,7 @@ class FakeResponse(object):
 
 
 class FakeHttp(object):
-    """Replaces open_url: answers from a script of responses / exceptions, records the calls."""
+    """Replaces the HTTP call (open_url): answers from a script of responses / exceptions, records the calls."""
 
     def __init__(self, script):
         self.script = list(script)
@@ -203,7 +203,7 @@ def vector(*series):
 def fake_http(monkeypatch):
     def install(script):
         fake = FakeHttp(script)
-        monkeypatch.setattr(mp, "open_url", fake)
+        monkeypatch.setattr(mp, "_open", fake)
         return fake
     return install
 
@@ -224,10 +224,15 @@ def test_prometheus_vector_scalar_and_samples(fake_http):
     assert samples[0].labels == {"version": "v2"} and samples[0].value == 0.25
     assert p.scalar("x") == 0.25
     call = fake.calls[0]
-    assert call["url"] == "http://prom.example:9090/api/v1/query"
+    assert call["url"].startswith("http://prom.example:9090/api/v1/query?query=sum+by")
     assert call["headers"]["Authorization"] == "Bearer " + TOKEN
-    assert call["validate_certs"] is True and call["method"] == "POST"
-    assert "query=sum+by" in call["data"]
+    assert call["validate_certs"] is True and call["method"] == "GET" and call["data"] is None
+    # long queries are POSTed
+    long_query = "sum(x{a=\"%s\"})" % ("y" * 5000)
+    p.query(long_query)
+    call = fake.calls[-1]
+    assert call["url"] == "http://prom.example:9090/api/v1/query" and call["method"] == "POST"
+    assert "query=sum" in call["data"]
 
 
 def test_prometheus_special_values_and_result_types(fake_http):
@@ -297,6 +302,19 @@ def test_prometheus_unreachable_is_bounded(fake_http):
     assert "HTTP 502" in str(exc.value) and len(fake.calls) == 2
 
 
+def test_unreachable_fails_fast_for_the_rest_of_the_round(fake_http):
+    fake = fake_http([socket.timeout("timed out")])
+    p = prom(retries=2, timeout=1)
+    with pytest.raises(UnreachableError):
+        p.query("a")
+    with pytest.raises(UnreachableError) as exc:
+        p.query("b")
+    assert len(fake.calls) == 3 and "not retried again in this evaluation" in str(exc.value)
+    p.begin_round()
+    fake_http([vector(({}, "1"))])
+    assert p.scalar("c") == 1.0
+
+
 def test_prometheus_auth_errors_and_secrets_scrubbed(fake_http):
     fake_http([(401, b"Unauthorized " + TOKEN.encode())])
     with pytest.raises(ProviderError) as exc:
@@ -326,7 +344,7 @@ def test_prometheus_range_query(fake_http):
         {"metric": {"v": "1"}, "values": [[100, "1"], [115, "2"]]}]}}])
     out = prom().query_range("x", 100, 115, "15s")
     assert out[0]["values"] == [[100.0, 1.0], [115.0, 2.0]] and out[0].value == 2.0
-    assert "step=15" in fake.calls[0]["data"]
+    assert "step=15" in fake.calls[0]["url"]
     with pytest.raises(ProviderError):
         prom().query_range("x", 100, 115, 0)
 

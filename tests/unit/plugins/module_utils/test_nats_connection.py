@@ -120,7 +120,7 @@ def test_bad_inputs_never_connect(monkeypatch):
         raise AssertionError("validation opened a socket")
     monkeypatch.setattr(socket, "socket", no_socket)
     monkeypatch.setattr(socket, "create_connection", no_socket)
-    for options, _, _ in BAD:
+    for options, _field, _words in BAD:
         if any(isinstance(v, str) and "{" in v for v in options.values()):
             continue  # needs a temp file; covered above
         with pytest.raises(NatsConfigError):
