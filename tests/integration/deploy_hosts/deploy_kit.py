@@ -54,7 +54,7 @@ def run_role(extra, check=False, expect_rc=0, timeout=180):
     cmd = [os.path.join(VENV_BIN, "ansible-playbook"), PLAYBOOK, "-e", json.dumps(extra)]
     if check:
         cmd.append("--check")
-    p = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
     out = p.stdout + p.stderr
     assert p.returncode == expect_rc, "rc %d (wanted %d)\n%s" % (p.returncode, expect_rc, out[-6000:])
     m = re.search(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", out)

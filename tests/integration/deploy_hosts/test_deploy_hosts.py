@@ -22,7 +22,7 @@ def port(version):
 
 def programs(base_dir):
     conf = os.path.join(base_dir, "supervisor", "supervisord.conf")
-    p = subprocess.run([os.path.join(VENV_BIN, "supervisorctl"), "-c", conf, "status"], capture_output=True,
+    p = subprocess.run([os.path.join(VENV_BIN, "supervisorctl"), "-c", conf, "status"], capture_output=True, check=False,
                        text=True, timeout=30)
     return dict((ln.split()[0], ln.split()[1]) for ln in p.stdout.splitlines() if ln.strip())
 
