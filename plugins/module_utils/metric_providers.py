@@ -434,6 +434,7 @@ class _Http(object):
             headers["Authorization"] = "Bearer %s" % self.token
         body = None
         method = "GET"
+        shown = url             # messages name the endpoint, not the query string
         if data is not None:
             encoded = urlencode(data)
             if len(url) + len(encoded) < GET_LIMIT:
@@ -472,12 +473,12 @@ class _Http(object):
             except SSLValidationError as exc:
                 raise ProviderError("%s %s: TLS certificate verification failed: %s (set ca_path to the CA that "
                                     "signed it; validate_certs: false only for testing)"
-                                    % (self.name, _redact_url(url), self._scrub(exc)))
+                                    % (self.name, _redact_url(shown), self._scrub(exc)))
             except URLError as exc:
                 reason = getattr(exc, "reason", exc)
                 if isinstance(reason, ssl.SSLError):
                     raise ProviderError("%s %s: TLS error: %s (check ca_path / validate_certs)"
-                                        % (self.name, _redact_url(url), self._scrub(reason)))
+                                        % (self.name, _redact_url(shown), self._scrub(reason)))
                 last = self._scrub(reason)
             except (socket.timeout, ConnectionError, UrlsConnectionError, HTTPException, OSError) as exc:
                 last = self._scrub("%s: %s" % (type(exc).__name__, exc) if not str(exc) else exc)
@@ -486,7 +487,7 @@ class _Http(object):
             if attempt + 1 < attempts:
                 self.sleep(min(self.backoff * (2 ** attempt), 30.0))
         self.down = ("%s %s unreachable after %d attempt(s) in %.1f s (timeout %.1f s each): %s"
-                     % (self.name, _redact_url(url), attempts, time.monotonic() - started, self.timeout, last))
+                     % (self.name, _redact_url(shown), attempts, time.monotonic() - started, self.timeout, last))
         raise UnreachableError(self.down)
 
 

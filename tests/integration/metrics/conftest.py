@@ -80,7 +80,8 @@ def playbook(tmp_path):
             env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.json"
         cmd = [PLAYBOOK_BIN, "-i", "localhost,", "-e", "ansible_connection=local", str(path)] + list(extra_args)
         t0 = time.monotonic()
-        proc = subprocess.run(cmd, env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=timeout,
+                              check=False)
         return PlaybookRun(proc, time.monotonic() - t0)
 
     return run

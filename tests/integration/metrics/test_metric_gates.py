@@ -225,7 +225,9 @@ def test_bad_promql_reports_prometheus_error_verbatim(stack, playbook):
 def test_prometheus_down_fails_closed_in_bounded_time(stack, playbook, tmp_path):
     prom = Prometheus(str(tmp_path / "prom-down"), {"app": [(stack["app"].target, {"service": "shop"})]}).start()
     provider = prom_provider({"prometheus": prom}, timeout=1, retries=2, retry_backoff=0.2)
-    checks = [{"name": "error_rate", "query": ERROR_RATE, "lt": 0.05}]
+    checks = [{"name": "error_rate", "query": ERROR_RATE, "lt": 0.05},
+              {"name": "latency_p95_ms", "query": (QUANTILE % (0.95, "${version}")) + " * 1000", "lt": 5000},
+              {"name": "requests", "query": REQUESTS, "gt": 0}]
     try:
         wait_for_data(prom.url, 'sum(rate(app_requests_total{version="v2"}[3s]))')
         prom.pause()                      # stalled: accepts connections, never answers
@@ -239,7 +241,10 @@ def test_prometheus_down_fails_closed_in_bounded_time(stack, playbook, tmp_path)
         assert res["failed"] and res["verdict"] == "fail", run
         reason = res["checks"][0]["reason"]
         assert "provider error" in reason and "unreachable after 3 attempt(s)" in reason and why in reason, reason
-        assert res["elapsed"] < 3 * 1.0 + 0.2 + 0.4 + 2.0        # bounded: attempts x timeout + backoff
+        assert [c["verdict"] for c in res["checks"]] == ["fail"] * 3
+        assert "not retried again in this evaluation" in res["checks"][2]["reason"]
+        # bounded by one query's attempts x timeout + backoff, not one per check
+        assert res["elapsed"] < 3 * 1.0 + 0.2 + 0.4 + 2.0
     assert run.elapsed < 60
 
 
@@ -356,4 +361,3 @@ def test_canary_judge_reads_counters_through_the_providers(stack, playbook, tmp_
     assert abs(reqs["canary"] - reqs["baseline"]) <= 250 and reqs["canary"] > 400
     assert look["result"]["errors"]["canary_rate"] == pytest.approx(0.01, abs=0.01)
     assert os.path.exists(state)
-
