@@ -61,4 +61,5 @@ if [ ! -s "$cache/get_pip_24_2.py" ]; then
   mkdir -p "$cache"
   cp scripts/get_pip_offline.py "$cache/get_pip_24_2.py"
 fi
-log "ready: $(.venv/bin/ansible --version | head -1), $(.venv/bin/nats-server --version), $(.venv/bin/helm version --short)"
+ansible_version=$(.venv/bin/ansible --version 2>/dev/null)
+log "ready: ${ansible_version%%$'\n'*}, $(.venv/bin/nats-server --version), $(.venv/bin/helm version --short)"

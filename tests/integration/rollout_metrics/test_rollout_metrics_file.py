@@ -68,8 +68,8 @@ def test_check_mode_then_change_then_increment(tmp_path):
 def test_bad_update_is_refused_naming_the_field(tmp_path):
     path = tmp_path / "m.prom"
     pb = tmp_path / "bad.yml"
-    pb.write_text(PLAY.replace("set: \"{{ weight }}\"", "inc: -1").replace("stagegate_rollout_canary_weight_percent",
-                                                                         "stagegate_rollout_rollbacks_total"))
+    bad = PLAY.replace("set: \"{{ weight }}\"", "inc: -1")
+    pb.write_text(bad.replace("stagegate_rollout_canary_weight_percent", "stagegate_rollout_rollbacks_total"))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"))
     res = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
                           "-e", "ansible_connection=local", "-e", "ansible_python_interpreter=%s" % sys.executable,

@@ -30,8 +30,8 @@ def test_setting_a_gauge_to_its_value_is_not_a_change(tmp_path):
 
 def test_check_mode_writes_nothing(tmp_path):
     path = str(tmp_path / "m.prom")
-    changed, dummy_before, after, dummy_touched = rm.update_file(path, [{"name": "x_total", "type": "counter", "inc": 1}],
-                                                               check_mode=True)
+    update = [{"name": "x_total", "type": "counter", "inc": 1}]
+    changed, dummy_before, after, dummy_touched = rm.update_file(path, update, check_mode=True)
     assert changed and "x_total 1" in after
     assert not os.path.exists(path)
 
