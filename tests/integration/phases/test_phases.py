@@ -205,3 +205,48 @@ def test_status_and_killswitch(stack):
                   timeout=120)
     assert rc == 0, out[-3000:]
     assert env_of(info, "stable")["CODEX_PUBLISH_ENABLED"] == "true"
+
+
+def _canary_plan():
+    import yaml
+    with open(os.path.join(ROOT, "inventories", "canary", "group_vars", "all", "phase.yml"), encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def _bad_plans():
+    plan = _canary_plan()
+    steps, gates = plan["rollout_canary_steps"], plan["rollout_gates"]
+    descending = [dict(steps[1]), dict(steps[0])] + [dict(s) for s in steps[2:]]
+    too_high = [dict(s) for s in steps[:-1]] + [dict(steps[-1], weight=150)]
+    no_threshold = [{k: v for k, v in g.items() if k not in ("lt", "le", "gt", "ge")} if i == 0 else g
+                    for i, g in enumerate(gates)]
+    return [
+        ("unknown flag", {"rollout_flags": dict(plan["rollout_flags"], CODEX_TELEPORT_ENABLED=True)},
+         "CODEX_TELEPORT_ENABLED"),
+        ("flag before its phase", {"rollout_flags": dict(plan["rollout_flags"], GRAPH_API_ENABLED=True)},
+         "GRAPH_API_ENABLED"),
+        ("weights not ascending", {"rollout_canary_steps": descending}, "phase_canary_steps"),
+        ("weight above 100", {"rollout_canary_steps": too_high}, "phase_canary_steps"),
+        ("gate without threshold", {"rollout_gates": no_threshold}, "phase_canary_gates"),
+        ("malformed retention", {"rollout_retention": {"max_age": "72 hours", "max_msgs": -1, "max_bytes": -1}},
+         "max_age"),
+        ("never staged", {"rollout_version": "v9"}, "fingerprint"),
+    ]
+
+
+@pytest.mark.parametrize("case", [c[0] for c in _bad_plans()])
+def test_bad_inventory_refused_before_any_change(stack, case):
+    """Each bad plan fails the canary playbook naming the variable, and nothing changed."""
+    info = stack
+    extra, needle = next((e, n) for c, e, n in _bad_plans() if c == case)
+    def state():
+        path = os.path.join(info["workdir"], "ledger.jsonl")
+        return (len(ledger(info)) if os.path.exists(path) else 0, weights(info), env_of(info, "stable"),
+                env_of(info, "canary"), slots.status(info, "canary")["running"])
+    before = state()
+    version = extra.pop("rollout_version", "v2")
+    rc, out = run(info, "canary", "canary", version, extra=dict(extra, phase_canary_rerun=True), timeout=180)
+    assert rc != 0, out[-3000:]
+    assert needle in out, out[-3000:]
+    assert "rolled back" not in out, "a bad plan must be refused before anything runs: " + out[-3000:]
+    assert state() == before
