@@ -28,6 +28,8 @@ description:
   - See C(docs/canary_judge.md) in the collection for the method and how to read the result.
 author:
   - stagegate.rollout contributors (@stagegate)
+extends_documentation_fragment:
+  - stagegate.rollout.metric_provider
 options:
   baseline:
     description:
@@ -46,11 +48,6 @@ options:
         for example V(sum(http_requests_total{track="canary"}\))) and optionally C(latency_buckets) (a query returning
         one series per C(le) label, for example V(sum by (le\) (http_request_duration_seconds_bucket{track="canary"}\))).
       - The first look records the current counter values as the origin of the analysis (it decides nothing).
-    type: dict
-  provider:
-    description:
-      - "Metric provider settings used with O(queries), passed to the collection's metric provider
-        (for example C({type: prometheus, url: http://127.0.0.1:9090}))."
     type: dict
   alpha:
     description: Bound on the probability of ever failing a canary as good as its baseline, in (0, 1).
@@ -237,14 +234,8 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.stagegate.rollout.plugins.module_utils.canary_judge import (
     CanaryJudge, JudgeError)
 
-try:
-    from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import (
-        build_provider, MetricError)
-    HAS_PROVIDERS = True
-    PROVIDERS_IMPORT_ERROR = None
-except ImportError as _exc:  # the metric providers ship with the collection; guard anyway
-    HAS_PROVIDERS = False
-    PROVIDERS_IMPORT_ERROR = _exc
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import (
+    PROVIDER_OPTIONS, build_provider, MetricError)
 
 JUDGE_OPTIONS = ("pass_alpha", "error_margin", "error_abs_margin", "latency_quantiles", "latency_margin",
                  "error_weight", "min_requests", "max_requests", "max_seconds")
@@ -378,7 +369,7 @@ def main():
             baseline=dict(type="dict"),
             canary=dict(type="dict"),
             queries=dict(type="dict"),
-            provider=dict(type="dict"),
+            provider=dict(type="dict", options=PROVIDER_OPTIONS),
             alpha=dict(type="float", default=0.01),
             canary_share=dict(type="float", default=0.5),
             pass_alpha=dict(type="float", default=0.05, no_log=False),
@@ -420,13 +411,6 @@ def main():
     provider = None
     if p["queries"]:
         validate_queries(module)
-        if not HAS_PROVIDERS:
-            module.fail_json(msg="queries need the collection's metric providers: %s" % to_native(PROVIDERS_IMPORT_ERROR))
-        if isinstance(p["provider"], dict):
-            # provider is a free-form dict here: keep its token / password out of every output
-            for key in ("token", "password"):
-                if p["provider"].get(key):
-                    module.no_log_values.add(to_native(p["provider"][key]))
         try:
             provider = build_provider(p["provider"])
         except (MetricError, ValueError, TypeError) as exc:

@@ -25,6 +25,8 @@ description:
   - Values come from O(value)/O(values) directly or from O(query) through the collection's metric provider.
 author:
   - stagegate.rollout contributors (@stagegate)
+extends_documentation_fragment:
+  - stagegate.rollout.metric_provider
 options:
   value:
     description: One new observation of the metric.
@@ -36,10 +38,6 @@ options:
   query:
     description: A query returning one value, read through the metric provider configured by O(provider).
     type: str
-  provider:
-    description:
-      - "Metric provider settings used with O(query) (for example C({type: prometheus, url: http://127.0.0.1:9090}))."
-    type: dict
   target:
     description:
       - In-control mean of the metric. When omitted, the first O(warmup) values estimate it (they raise no alarm).
@@ -175,14 +173,8 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.drift_monitor import Cusum, DriftError
 
-try:
-    from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import (
-        build_provider, MetricError)
-    HAS_PROVIDERS = True
-    PROVIDERS_IMPORT_ERROR = None
-except ImportError as _exc:
-    HAS_PROVIDERS = False
-    PROVIDERS_IMPORT_ERROR = _exc
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import (
+    PROVIDER_OPTIONS, build_provider, MetricError)
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -204,7 +196,7 @@ def main():
             value=dict(type="float"),
             values=dict(type="list", elements="float"),
             query=dict(type="str"),
-            provider=dict(type="dict"),
+            provider=dict(type="dict", options=PROVIDER_OPTIONS),
             target=dict(type="float"),
             sigma=dict(type="float"),
             k=dict(type="float", default=0.5),
@@ -263,8 +255,6 @@ def main():
     elif p["values"] is not None:
         values = p["values"]
     elif p["query"] is not None:
-        if not HAS_PROVIDERS:
-            module.fail_json(msg="query needs the collection's metric providers: %s" % to_native(PROVIDERS_IMPORT_ERROR))
         try:
             provider = build_provider(p["provider"])
             values = [provider.scalar(p["query"])]
