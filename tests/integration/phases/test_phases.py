@@ -239,6 +239,7 @@ def test_bad_inventory_refused_before_any_change(stack, case):
     """Each bad plan fails the canary playbook naming the variable, and nothing changed."""
     info = stack
     extra, needle = next((e, n) for c, e, n in _bad_plans() if c == case)
+
     def state():
         path = os.path.join(info["workdir"], "ledger.jsonl")
         return (len(ledger(info)) if os.path.exists(path) else 0, weights(info), env_of(info, "stable"),
