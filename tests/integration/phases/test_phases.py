@@ -181,6 +181,10 @@ def test_bad_release_rolled_back_at_canary(stack):
     assert env_of(info, "canary") == env_of(info, "stable")
     path = os.path.join(info["workdir"], "ledger.jsonl")
     assert verify(path)["valid"]
+    # the rollback is counted in the rollout's own metrics
+    with open(os.path.join(info["workdir"], "stagegate_rollout.prom"), encoding="utf-8") as fh:
+        metrics = fh.read()
+    assert 'stagegate_rollout_rollbacks_total{mode="emergency",phase="canary",release="v3"} 1' in metrics, metrics
     # editing one line breaks the chain
     with open(path, encoding="utf-8") as fh:
         lines = fh.readlines()
