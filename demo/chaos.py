@@ -19,24 +19,11 @@ import urllib.request
 from urllib.parse import urlencode
 
 from demo.stack import slot as slots
+from demo.stack.haproxy import runtime_command
 
 
 def _haproxy(info, cmd):
-    import socket
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(2)
-    try:
-        s.connect(info["haproxy"]["socket_path"])
-        s.sendall((cmd + "\n").encode())
-        out = []
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            out.append(d)
-        return b"".join(out).decode()
-    finally:
-        s.close()
+    return runtime_command(info["haproxy"]["socket_path"], cmd)
 
 
 def server_status(info, server):

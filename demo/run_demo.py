@@ -24,7 +24,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -41,6 +40,7 @@ for _p in (os.path.join(ROOT, ".collections"), ROOT):
 from demo.loadgen import LoadGen  # noqa: E402
 from demo.repos import REPOSITORIES  # noqa: E402
 from demo.stack import slot as slots  # noqa: E402
+from demo.stack.haproxy import runtime_command  # noqa: E402
 from demo.stack.local import LocalStack  # noqa: E402
 
 PHASES = ("staging", "canary", "production", "advanced")
@@ -48,21 +48,7 @@ GOOD, BAD = "v2", "v3"
 
 
 # ----- small clients -------------------------------------------------------------------------
-def haproxy_cmd(sock_path, cmd, timeout=2.0):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(sock_path)
-        s.sendall((cmd + "\n").encode())
-        chunks = []
-        while True:
-            data = s.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-        return b"".join(chunks).decode()
-    finally:
-        s.close()
+haproxy_cmd = runtime_command
 
 
 def haproxy_weights(stack):
@@ -119,6 +105,7 @@ class Demo:
         self.loadgen = None
         self.ledger_path = None
         self._ledger_pos = 0
+        self._verdicts, self._restored = {}, {}
         self._last_weight = None
         self._last_print = 0
         self.latest = {}
@@ -215,8 +202,27 @@ class Demo:
                 j = _judge_row(body, d)
                 if j:
                     self.run["judge"].append(j)
+            self._track_rollback(rec, d)
         self.say("LEDGER   %-10s %-10s %-18s %s"
                  % (d.get("release") or "", d.get("phase") or "", kind, (d.get("detail") or "")[:110]))
+
+    def _track_rollback(self, rec, d):
+        """Rollbacks the playbooks made, from their ledger entries (the verdict, traffic back, the replay)."""
+        key = (d.get("release"), d.get("phase"))
+        failed = str(rec.get("decision")) in ("rollback", "fail") and rec.get("event") in ("judge", "gate")
+        if failed:
+            self._verdicts[key] = d["t"]
+        elif rec.get("event") == "traffic_restored":
+            self._restored[key] = d["t"]
+        elif rec.get("event") == "rollback":
+            ev = rec.get("evidence") or {}
+            replay = (ev.get("replay") or {}).get("replay") or {}
+            restored = self._restored.pop(key, d["t"])
+            self.run["rollbacks"].append({
+                "release": key[0], "phase": key[1], "reason": rec.get("reason"),
+                "verdict_at": self._verdicts.pop(key, restored), "traffic_restored_at": restored, "finished_at": d["t"],
+                "replay": {"events_replayed": ev.get("events_replayed"), "from_time": replay.get("from_time"),
+                           "recreated": replay.get("recreated")}})
 
     # --- the stack ------------------------------------------------------------------------------
     def start_stack(self):
@@ -372,7 +378,36 @@ class AnsibleDriver:
                 rc = -1
                 demo.say("  playbook timed out after %ss" % self.demo.args.phase_timeout)
         demo.say("PLAYBOOK %s/%s exit %s (log %s)" % (release, phase, rc, log_path))
+        if rc == 0:
+            self.check_retention(phase)
         return rc == 0
+
+    def check_retention(self, phase):
+        """After a promoted phase, the stream holds the retention its inventory declares (read-only check)."""
+        import asyncio
+        import nats
+        import yaml
+        from ansible_collections.stagegate.rollout.plugins.module_utils.jetstream_config import (
+            parse_count, parse_duration, parse_size)
+        with open(os.path.join(ROOT, "inventories", phase, "group_vars", "all", "phase.yml"), encoding="utf-8") as fh:
+            plan = yaml.safe_load(fh)
+        declared = plan.get("rollout_retention_after") or plan["rollout_retention"]
+        expected = {"max_age": parse_duration(declared["max_age"], "max_age", unlimited=True) / 1e9,
+                    "max_msgs": parse_count(declared["max_msgs"], "max_msgs"),
+                    "max_bytes": parse_size(declared["max_bytes"], "max_bytes")}
+
+        async def go():
+            nc = await nats.connect(self.demo.info["nats"]["url"])
+            try:
+                c = (await nc.jetstream().stream_info(self.demo.info["nats"]["stream"])).config
+                return {"max_age": c.max_age or 0, "max_msgs": c.max_msgs, "max_bytes": c.max_bytes}
+            finally:
+                await nc.close()
+        observed = asyncio.run(go())
+        with self.demo.lock:
+            self.demo.run["retention"].append({"phase": phase, "expected": expected, "observed": observed,
+                                               "matches": all(observed[k] == v for k, v in expected.items())})
+        self.demo.say("RETAIN   %s: %s (inventory: %s)" % (phase, observed, declared))
 
 
 class PythonDriver:
@@ -695,27 +730,17 @@ def account_events(info, bad_versions, timeout=30.0, say=print):
 
 
 def verify_ledger(path):
+    """Verify the hash chain with the collection's own ledger code (what ``rollout_ledger action=verify`` runs)."""
     if not path or not os.path.exists(path):
         return {"path": path, "verified": None, "records": 0, "message": "no ledger written"}
+    from ansible_collections.stagegate.rollout.plugins.module_utils.ledger import Ledger, LedgerError
     try:
-        from ansible_collections.stagegate.rollout.plugins.module_utils import rollout_ledger as rl
-    except ImportError:
-        rl = None
-    with open(path, encoding="utf-8") as fh:
-        n = sum(1 for line in fh if line.strip())
-    if rl is None:
-        return {"path": path, "verified": None, "records": n, "message": "rollout_ledger module_utils not available"}
-    for fn_name in ("verify", "verify_ledger", "verify_file"):
-        fn = getattr(rl, fn_name, None)
-        if fn:
-            try:
-                res = fn(path)
-            except Exception as exc:
-                return {"path": path, "verified": False, "records": n, "message": str(exc)}
-            ok = res.get("ok", res.get("verified", res.get("valid"))) if isinstance(res, dict) else bool(res)
-            return {"path": path, "verified": bool(ok), "records": n, "message": json.dumps(res, default=str)[:300]
-                    if isinstance(res, dict) else str(res)}
-    return {"path": path, "verified": None, "records": n, "message": "no verify function found"}
+        res = Ledger(path).verify()
+    except LedgerError as exc:
+        return {"path": path, "verified": False, "records": None, "message": str(exc)}
+    return {"path": path, "verified": bool(res.get("valid")), "records": res.get("entries"),
+            "message": "chain intact up to seq %s" % res.get("head_seq") if res.get("valid")
+            else "broken at seq %s: %s" % (res.get("broken_seq"), res.get("problem"))}
 
 
 # ----- main -----------------------------------------------------------------------------------------

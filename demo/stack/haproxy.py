@@ -1,18 +1,11 @@
 """HAProxy on loopback with an admin runtime socket and a Prometheus exporter frontend (tests and the demo)."""
 import os
-import shutil
-import sys
 
 from demo.stack.ports import free_port
-from demo.stack.process import ManagedProcess
+from demo.stack.process import Component, ManagedProcess, bin_path
 
 
-def _bin(name):
-    local = os.path.join(os.path.dirname(sys.executable), name)
-    return local if os.path.exists(local) else shutil.which(name)
-
-
-class HAProxy:
+class HAProxy(Component):
     def __init__(self, workdir, backends, frontend_port=None, stats_port=None):
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
@@ -37,7 +30,7 @@ class HAProxy:
         self.cfg = os.path.join(workdir, "haproxy.cfg")
         with open(self.cfg, "w") as fh:
             fh.write("\n".join(lines) + "\n")
-        self.proc = ManagedProcess("haproxy", [_bin("haproxy"), "-db", "-f", self.cfg],
+        self.proc = ManagedProcess("haproxy", [bin_path("haproxy"), "-db", "-f", self.cfg],
                                    os.path.join(workdir, "haproxy.log"), port=self.frontend_port)
 
     @property
@@ -52,13 +45,8 @@ class HAProxy:
     def stats_url(self):
         return "http://127.0.0.1:%d/stats" % self.stats_port
 
-    @property
-    def pid(self):
-        return self.proc.pid
 
-    def start(self):
-        self.proc.start()
-        return self
-
-    def stop(self):
-        self.proc.stop()
+def runtime_command(sock_path, cmd, timeout=2.0):
+    """One runtime API command on the admin socket, through the collection's own client."""
+    from ansible_collections.stagegate.rollout.plugins.module_utils.haproxy_runtime import RuntimeClient
+    return RuntimeClient(("unix", sock_path), timeout=timeout).execute(cmd)

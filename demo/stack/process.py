@@ -102,3 +102,38 @@ class ManagedProcess:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def bin_path(name):
+    """The executable ``name`` from this interpreter's environment (the project's .venv), else from PATH."""
+    import shutil
+    import sys
+    local = os.path.join(os.path.dirname(sys.executable), name)
+    return local if os.path.exists(local) else shutil.which(name)
+
+
+class Component:
+    """Base of the launchers (nats, prometheus, haproxy): ``self.proc`` is their ManagedProcess."""
+
+    proc = None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def start(self):
+        self.proc.start()
+        return self
+
+    def stop(self):
+        self.proc.stop()
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def pause(self):
+        self.proc.pause()
+
+    def resume(self):
+        self.proc.resume()

@@ -1,20 +1,13 @@
 """Prometheus on a loopback port scraping file_sd targets every second (tests and the demo)."""
 import json
 import os
-import shutil
-import sys
 import urllib.request
 
 from demo.stack.ports import free_port
-from demo.stack.process import ManagedProcess
+from demo.stack.process import Component, ManagedProcess, bin_path
 
 
-def _bin(name):
-    local = os.path.join(os.path.dirname(sys.executable), name)
-    return local if os.path.exists(local) else shutil.which(name)
-
-
-class Prometheus:
+class Prometheus(Component):
     def __init__(self, workdir, scrape_targets, port=None, scrape_interval="1s"):
         self.workdir = workdir
         self.port = port or free_port()
@@ -31,7 +24,7 @@ class Prometheus:
             fh.write("global:\n  scrape_interval: %s\n  evaluation_interval: %s\nscrape_configs:\n%s"
                      % (scrape_interval, scrape_interval, "".join(jobs)))
         self.proc = ManagedProcess(
-            "prometheus", [_bin("prometheus"), "--config.file=" + cfg, "--storage.tsdb.path=" + os.path.join(workdir, "data"),
+            "prometheus", [bin_path("prometheus"), "--config.file=" + cfg, "--storage.tsdb.path=" + os.path.join(workdir, "data"),
                            "--web.listen-address=127.0.0.1:%d" % self.port, "--web.enable-lifecycle"],
             os.path.join(workdir, "prometheus.log"), ready=self._ready, start_timeout=30)
 
@@ -39,23 +32,6 @@ class Prometheus:
     def url(self):
         return "http://127.0.0.1:%d" % self.port
 
-    @property
-    def pid(self):
-        return self.proc.pid
-
     def _ready(self):
         with urllib.request.urlopen(self.url + "/-/ready", timeout=0.5) as r:
             return r.status == 200
-
-    def start(self):
-        self.proc.start()
-        return self
-
-    def stop(self):
-        self.proc.stop()
-
-    def pause(self):
-        self.proc.pause()
-
-    def resume(self):
-        self.proc.resume()

@@ -26,16 +26,6 @@ AUTH_USER = "rollout"
 AUTH_PASSWORD = "S3cr3t-Pw-7f4e2a91"
 
 
-class AuthNatsServer(NatsServer):
-    """A nats-server with JetStream that requires a user and password."""
-
-    def __init__(self, store_dir, user, password):
-        NatsServer.__init__(self, store_dir)
-        self.user = user
-        self.password = password
-        self.proc.argv += ["--user", user, "--pass", password]
-
-
 @pytest.fixture
 def nats_server(tmp_path):
     server = NatsServer(str(tmp_path / "nats")).start()
@@ -45,7 +35,7 @@ def nats_server(tmp_path):
 
 @pytest.fixture
 def auth_nats_server(tmp_path):
-    server = AuthNatsServer(str(tmp_path / "nats-auth"), AUTH_USER, AUTH_PASSWORD).start()
+    server = NatsServer(str(tmp_path / "nats-auth"), user=AUTH_USER, password=AUTH_PASSWORD).start()
     yield server
     server.stop()
 

@@ -255,3 +255,27 @@ def test_bad_inventory_refused_before_any_change(stack, case):
     assert needle in out, out[-3000:]
     assert "rolled back" not in out, "a bad plan must be refused before anything runs: " + out[-3000:]
     assert state() == before
+
+
+def test_monitor_sentinels_and_drift(stack):
+    """monitor.yml: the sentinels answer through the stable slot, the CUSUM state is kept, nothing is killed."""
+    info = stack
+    rc, out = run(info, "monitor", "advanced", "v2", timeout=180)
+    assert rc == 0, out[-3000:]
+    assert "3/3 returned results" in out, out[-3000:]
+    assert os.path.exists(os.path.join(info["workdir"], "rollout-state", "drift-stable-error-ratio.json"))
+    assert env_of(info, "stable")["CODEX_PUBLISH_ENABLED"] == "true"
+
+
+def test_site_promotes_a_good_release_through_all_phases(stack):
+    """site.yml runs the four phases in order for a new good release (each loading its own inventory)."""
+    info = stack
+    rc, out = run(info, "site", "staging", "v4", timeout=900)
+    assert rc == 0, out[-4000:]
+    promoted = [e["phase"] for e in ledger(info) if e["release"] == "v4" and e["event"] == "promote"]
+    assert promoted == ["staging", "canary", "production", "advanced"]
+    assert weights(info) == {"stable": 100, "canary": 0}
+    assert slots.status(info, "stable")["version"] == "v4"
+    assert env_of(info, "stable")["GRAPH_API_ENABLED"] == "true"
+    assert retention(info) == STEADY_RETENTION
+    assert verify(os.path.join(info["workdir"], "ledger.jsonl"))["valid"]
