@@ -1,6 +1,6 @@
 """The demo: one command rolls a good release through all four phases and a bad one back.
 
-    .venv/bin/python demo/run_demo.py [--shortened] [--workdir demo/run] [--driver ansible|python]
+    .venv/bin/python demo/run_demo.py [--shortened] [--workdir demo/run]
                                      [--keep-up] [--skip-bad] [--rate 40] [--events-rate 5]
 
 1. starts the local stack (NATS JetStream, Prometheus, HAProxy, stable service v1);
@@ -15,8 +15,7 @@
 
 While it runs it prints the phase, HAProxy's canary weight, live error rate and
 latency of stable vs canary (from Prometheus) and the decisions as the ledger records
-them. ``--driver python`` runs the phases with a small built-in stand-in instead of
-the playbooks (for developing the demo itself; the report says so).
+them.
 """
 import argparse
 import json
@@ -97,7 +96,7 @@ class Demo:
         self.lock = threading.Lock()
         self.run = {"title": "stagegate.rollout demo", "started_at": self.t0, "samples": [], "weights": [],
                     "judge": [], "gates": [], "releases": [], "rollbacks": [], "decisions": [], "retention": [],
-                    "chaos": [], "driver": args.driver, "shortened": args.shortened}
+                    "chaos": [], "driver": "ansible", "shortened": args.shortened}
         self.context = {"release": None, "phase": "setup", "step": 0}
         self.stop_evt = threading.Event()
         self.stack = None
@@ -410,274 +409,6 @@ class AnsibleDriver:
         self.demo.say("RETAIN   %s: %s (inventory: %s)" % (phase, observed, declared))
 
 
-class PythonDriver:
-    """A small stand-in for the phase playbooks, used to develop the demo itself.
-
-    It does what the playbooks do, with the same building blocks (HAProxy runtime API,
-    Prometheus, the collection's canary judge) but none of the inventory, ledger or
-    rescue machinery. The report marks runs made with it.
-    """
-
-    name = "python"
-    CANARY_STEPS = (10, 25, 50, 100)
-
-    def __init__(self, demo):
-        self.demo = demo
-        self.rollout_start = {}
-        self.judge = None
-
-    def check(self):
-        pass
-
-    # helpers
-    def _env(self, phase):
-        cohort = ",".join(REPOSITORIES[:5])  # the seed's 10% canary repositories
-        flags = {
-            "staging": dict(CODEX_PUBLISH_ENABLED="true", CODEX_PUBLISH_PORTAL="build-only", CODEX_REPO_INCLUDE_LIST=""),
-            "canary": dict(CODEX_PUBLISH_ENABLED="true", CODEX_PUBLISH_PORTAL="external",
-                           CODEX_REPO_INCLUDE_LIST=cohort, POLICY_TRANSPARENCY_ENABLED="true",
-                           MERMAID_GRAPHS_ENABLED="true", SLO_MONITORING_ENABLED="true"),
-            "production": dict(CODEX_PUBLISH_ENABLED="true", CODEX_PUBLISH_PORTAL="external", CODEX_REPO_INCLUDE_LIST="",
-                               POLICY_TRANSPARENCY_ENABLED="true", MERMAID_GRAPHS_ENABLED="true",
-                               SLO_MONITORING_ENABLED="true"),
-        }
-        flags["advanced"] = dict(flags["production"], GRAPH_API_ENABLED="true", CHAOS_ENGINEERING_ENABLED="true")
-        return "".join("%s=%s\n" % kv for kv in flags[phase].items())
-
-    def _write_env(self, slot, phase):
-        with open(self.demo.info["slots"][slot]["env_file"], "w", encoding="utf-8") as fh:
-            fh.write(self._env(phase))
-
-    def _weight(self, pct):
-        h = self.demo.info["haproxy"]
-        haproxy_cmd(h["socket_path"], "set weight %s/canary %d" % (h["backend"], pct))
-        haproxy_cmd(h["socket_path"], "set weight %s/stable %d" % (h["backend"], 100 - pct))
-
-    def _counts(self, slot):
-        url = self.demo.info["prometheus"]["url"]
-        sel = 'job="demo",slot="%s"' % slot
-        req = prom(url, 'sum(demo_http_requests_total{%s,route!="/healthz"})' % sel)
-        err = prom(url, 'sum(demo_http_requests_total{%s,route!="/healthz",code=~"5.."})' % sel)
-        buckets = prom(url, 'sum by (le) (demo_http_request_duration_seconds_bucket{%s})' % sel)
-        if not req:
-            return None
-        return {"requests": float(req[0]["value"][1]), "errors": float(err[0]["value"][1]) if err else 0.0,
-                "latency_buckets": {b["metric"]["le"]: float(b["value"][1]) for b in buckets}}
-
-    def _window(self, slot, seconds):
-        url = self.demo.info["prometheus"]["url"]
-        w = "%ds" % max(5, int(seconds))
-        sel = 'job="demo",slot="%s",route!="/healthz"' % slot
-        req = prom(url, 'sum(increase(demo_http_requests_total{%s}[%s]))' % (sel, w))
-        err = prom(url, 'sum(increase(demo_http_requests_total{%s,code=~"5.."}[%s]))' % (sel, w))
-        p99 = prom(url, 'histogram_quantile(0.99, sum by (le) (rate(demo_http_request_duration_seconds_bucket'
-                        '{job="demo",slot="%s"}[%s])))' % (slot, w))
-        n = float(req[0]["value"][1]) if req else 0.0
-        e = float(err[0]["value"][1]) if err else 0.0
-        lat = float(p99[0]["value"][1]) if p99 else None
-        return n, (e / n if n else None), (lat * 1000 if lat is not None and not math.isnan(lat) else None)
-
-    def _gate(self, release, phase, step, check, observed, op, threshold, window):
-        ok = observed is not None and (observed < threshold if op == "<" else observed > threshold)
-        row = {"t": time.time(), "release": release, "phase": phase, "step": step, "check": check,
-               "observed": observed, "threshold": "%s %s" % (op, threshold), "window": window, "passed": ok}
-        with self.demo.lock:
-            self.demo.run["gates"].append(row)
-            self.demo.run["decisions"].append({"t": row["t"], "release": release, "phase": phase, "action": "gate",
-                                               "detail": "%s observed %s %s %s: %s" % (check, _short(observed), op,
-                                                                                       threshold, "pass" if ok else "FAIL")})
-        self.demo.say("GATE     %-8s %-10s step %s  %-22s observed %-10s %s %-8s %s" % (
-            release, phase, step, check, _short(observed), op, threshold, "pass" if ok else "FAIL"))
-        return ok
-
-    def _analysis(self, release, phase, step, seconds, judge, gates):
-        """Look every 2 s for ``seconds``; False at the first failed gate or judge fail."""
-        end = time.time() + seconds
-        while True:
-            time.sleep(2.0)
-            if judge is not None:
-                b, c = self._counts("stable"), self._counts("canary")
-                if b and c:
-                    res = judge.observe(b, c)
-                    errs = res.get("errors") or {}
-                    row = {"t": time.time(), "release": release, "phase": phase, "step": step, "metric": "error_rate",
-                           "e_value": errs.get("e_fail"), "boundary": errs.get("fail_threshold"),
-                           "verdict": res["verdict"]}
-                    with self.demo.lock:
-                        self.demo.run["judge"].append(row)
-                    if res["verdict"] == "fail":
-                        self.demo.say("JUDGE    %s %s step %s: FAIL — %s" % (release, phase, step, res.get("reason")))
-                        with self.demo.lock:
-                            self.demo.run["decisions"].append({"t": row["t"], "release": release, "phase": phase,
-                                                               "action": "judge fail", "detail": res.get("reason")})
-                        return False, "judge: %s" % res.get("reason")
-            if time.time() >= end:
-                break
-        for check, fn, op, thr in gates:
-            if not self._gate(release, phase, step, check, fn(), op, thr, "%ds" % seconds):
-                return False, "gate %s" % check
-        if judge is not None:
-            self.demo.say("JUDGE    %s %s step %s: %s after %d looks" % (release, phase, step, res["verdict"], res["looks"]))
-        return True, ""
-
-    # phases
-    def run_phase(self, release, phase):
-        return getattr(self, phase)(release)
-
-    def staging(self, release):
-        d = self.demo
-        self._weight(0)
-        self._write_env("canary", "staging")
-        slots.start(d.info, "canary", release, durable="org-brain-staging", deliver="new")
-        bake = 4 if d.args.shortened else 15
-        d.say("STAGING  %s build-only in the canary slot (shadow consumer, weight 0), bake %ds" % (release, bake))
-        time.sleep(bake)
-        h = slots.health(d.info["slots"]["canary"]["port"])
-        probes = []
-        for repo in REPOSITORIES[:10]:
-            try:
-                with urllib.request.urlopen(d.info["slots"]["canary"]["url"] + "/api/docs/" + repo, timeout=2) as r:
-                    probes.append(r.status)
-            except Exception as exc:
-                probes.append(getattr(exc, "code", 0))
-        ok = self._gate(release, "staging", 0, "health", 1.0 if h else 0.0, ">", 0.5, "now")
-        ok = self._gate(release, "staging", 0, "sentinel probe errors", float(sum(1 for p in probes if p >= 500 or p == 0)),
-                        "<", 1, "10 probes") and ok
-        slots.stop(d.info, "canary")
-        return ok
-
-    def canary(self, release):
-        d = self.demo
-        self._write_env("canary", "canary")
-        self.rollout_start[release] = time.time()
-        slots.start(d.info, "canary", release)
-        from ansible_collections.stagegate.rollout.plugins.module_utils.canary_judge import CanaryJudge
-        judge = CanaryJudge(alpha=0.01, canary_share=0.1, on_reset="rebase")
-        win = 8 if d.args.shortened else 30
-        for i, w in enumerate(self.CANARY_STEPS, 1):
-            d.context.update(step=i)
-            self._weight(w)
-            gates = [("error rate", lambda: self._window("canary", win)[1], "<", 0.05),
-                     ("p99 latency ms", lambda: self._window("canary", win)[2], "<", 5000)]
-            ok, why = self._analysis(release, "canary", i, win, judge if w < 100 else None, gates)
-            if not ok:
-                self.rollback(release, "canary", why)
-                return False
-        return True
-
-    def _promote(self, release, phase):
-        """Rolling update of the stable slot through the canary slot: no request is left without a server."""
-        d = self.demo
-        self._write_env("canary", phase)
-        slots.start(d.info, "canary", release)
-        self._weight(100)
-        time.sleep(1.0)
-        self._write_env("stable", phase)
-        slots.start(d.info, "stable", release)
-        time.sleep(1.0)
-        self._weight(0)
-        slots.stop(d.info, "canary")
-
-    def production(self, release):
-        d = self.demo
-        self._promote(release, "production")
-        self._retention("production (3a)", {"max_age": 72 * 3600, "max_msgs": -1, "max_bytes": -1})
-        win = 8 if d.args.shortened else 30
-        ok, why = self._analysis(release, "production", 1, win, None, [
-            ("error rate", lambda: self._window("stable", win)[1], "<", 0.01),
-            ("p99 latency ms", lambda: self._window("stable", win)[2], "<", 3000)])
-        if ok:
-            self._retention("production (3b)", {"max_age": 24 * 3600, "max_msgs": 1000000, "max_bytes": 10 * 10 ** 9})
-        return ok
-
-    def advanced(self, release):
-        d = self.demo
-        self._promote(release, "advanced")
-        g = d.info["slots"]["stable"]["graph_url"]
-        t0 = time.time()
-        try:
-            with urllib.request.urlopen(urllib.request.Request(g + "/graph/repos", headers={"Origin": "https://x"}),
-                                        timeout=2) as r:
-                cors = r.headers.get("Access-Control-Allow-Origin")
-            took = (time.time() - t0) * 1000
-        except Exception:
-            cors, took = None, None
-        ok = self._gate(release, "advanced", 0, "graph API ms", took, "<", 500, "1 request")
-        ok = self._gate(release, "advanced", 0, "graph API CORS", 1.0 if cors else 0.0, ">", 0.5, "1 request") and ok
-        return ok
-
-    def _retention(self, label, cfg):
-        import asyncio
-        import nats
-
-        async def go():
-            nc = await nats.connect(self.demo.info["nats"]["url"])
-            try:
-                js = nc.jetstream()
-                info = await js.stream_info(self.demo.info["nats"]["stream"])
-                c = info.config
-                c.max_age, c.max_msgs, c.max_bytes = cfg["max_age"], cfg["max_msgs"], cfg["max_bytes"]
-                new = await js.update_stream(c)
-                return {"max_age": new.config.max_age, "max_msgs": new.config.max_msgs, "max_bytes": new.config.max_bytes}
-            finally:
-                await nc.close()
-        observed = asyncio.run(go())
-        with self.demo.lock:
-            self.demo.run["retention"].append({"phase": label, "expected": cfg, "observed": observed,
-                                               "matches": all(observed[k] == v for k, v in cfg.items())})
-        self.demo.say("RETAIN   %s: %s" % (label, observed))
-
-    def rollback(self, release, phase, reason):
-        d = self.demo
-        verdict_at = time.time()
-        self._weight(0)
-        restored = time.time()
-        d.say("ROLLBACK %s at %s: %s — canary weight 0%% after %.3f s" % (release, phase, reason, restored - verdict_at))
-        slots.stop(d.info, "canary")
-        replay = replay_from(d.info, self.rollout_start.get(release, verdict_at))
-        finished = time.time()
-        with d.lock:
-            d.run["rollbacks"].append({"release": release, "phase": phase, "reason": reason, "verdict_at": verdict_at,
-                                       "traffic_restored_at": restored, "finished_at": finished, "replay": replay})
-            d.run["decisions"].append({"t": verdict_at, "release": release, "phase": phase, "action": "rollback",
-                                       "detail": reason})
-        d.say("REPLAY   JetStream consumer repositioned to the rollout start (stream seq %s): %s events to reprocess"
-              % (replay.get("from_seq"), replay.get("events_replayed")))
-
-
-def _short(v):
-    if isinstance(v, float):
-        return "%.4g" % v
-    return str(v)
-
-
-def replay_from(info, start_ts):
-    """Reposition the shared durable to ``start_ts`` (delete + recreate deliver-by-start-time)."""
-    import asyncio
-    from datetime import datetime, timezone
-    import nats
-    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
-    async def go():
-        nc = await nats.connect(info["nats"]["url"])
-        try:
-            js = nc.jetstream()
-            stream, durable = info["nats"]["stream"], info["nats"]["durable"]
-            sinfo = await js.stream_info(stream)
-            await js.delete_consumer(stream, durable)
-            start = datetime.fromtimestamp(start_ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
-            await js.add_consumer(stream, ConsumerConfig(durable_name=durable, ack_policy=AckPolicy.EXPLICIT,
-                                                         deliver_policy=DeliverPolicy.BY_START_TIME,
-                                                         opt_start_time=start, ack_wait=5, max_ack_pending=1000))
-            cinfo = await js.consumer_info(stream, durable)
-            return {"from_time": start, "from_seq": sinfo.state.last_seq - cinfo.num_pending + 1,
-                    "events_replayed": cinfo.num_pending}
-        finally:
-            await nc.close()
-    return asyncio.run(go())
-
-
-# ----- accounting ------------------------------------------------------------------------------------
 def account_events(info, bad_versions, timeout=30.0, say=print):
     """Every event the load generator stored must be recorded exactly once by a healthy version."""
     ev_path = os.path.join(info["workdir"], "events.jsonl")
@@ -781,8 +512,6 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="demo/run_demo.py", description=__doc__.split("\n", maxsplit=1)[0])
     p.add_argument("--workdir", default=os.path.join(ROOT, "demo", "run"))
     p.add_argument("--shortened", action="store_true", help="short analysis windows (CI)")
-    p.add_argument("--driver", choices=("auto", "ansible", "python"), default="auto",
-                   help="auto: the playbooks when they exist, else the python stand-in")
     p.add_argument("--rate", type=float, default=40.0, help="HTTP requests per second through HAProxy")
     p.add_argument("--events-rate", type=float, default=5.0, help="repository events per second")
     p.add_argument("--bad-error-rate", type=float, default=0.2)
@@ -795,17 +524,13 @@ def parse_args(argv=None):
     p.add_argument("--verbose", action="store_true", help="print every playbook task")
     a = p.parse_args(argv)
     a.workdir = os.path.abspath(a.workdir)
-    if a.driver == "auto":
-        a.driver = "ansible" if os.path.exists(os.path.join(ROOT, "playbooks", "canary.yml")) else "python"
     return a
 
 
 def main(argv=None):
     args = parse_args(argv)
     demo = Demo(args)
-    driver = AnsibleDriver(demo) if args.driver == "ansible" else PythonDriver(demo)
-    if args.driver == "python":
-        demo.run["title"] += " (python stand-in driver, not the collection's playbooks)"
+    driver = AnsibleDriver(demo)
     ok = False
     monitor = None
     exit_code = 1
