@@ -37,7 +37,6 @@ for _p in (os.path.join(ROOT, ".collections"), ROOT):
         sys.path.insert(0, _p)
 
 from demo.loadgen import LoadGen  # noqa: E402
-from demo.repos import REPOSITORIES  # noqa: E402
 from demo.stack import slot as slots  # noqa: E402
 from demo.stack.haproxy import runtime_command  # noqa: E402
 from demo.stack.local import LocalStack  # noqa: E402
