@@ -332,6 +332,17 @@ class NatsConnectionParams:
         return kw
 
 
+def prepare_module_connection(module, conn):
+    """Keep the connection's secrets out of every output of ``module`` and fail once, clearly, when nats-py is missing."""
+    for secret in conn.secrets():
+        module.no_log_values.add(secret)
+    try:
+        conn.check_libraries()
+    except NatsLibraryMissing as exc:
+        module.fail_json(msg=str(exc), exception=exc.exception)
+    return conn
+
+
 def describe_connect_error(exc, errors=()):
     """A short cause for a failed connection, from the exception and the errors seen on the way."""
     import asyncio

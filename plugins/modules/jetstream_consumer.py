@@ -236,8 +236,8 @@ from ansible_collections.stagegate.rollout.plugins.module_utils.jetstream_config
     CONSUMER_DEFAULTS, JetStreamConfigError, build_consumer_config, check_name, consumer_info_for_return,
     plan_consumer, render_changes, render_consumer)
 from ansible_collections.stagegate.rollout.plugins.module_utils.nats_connection import (
-    NATS_MUTUALLY_EXCLUSIVE, JetStreamApiError, NatsConfigError, NatsConnectionParams, NatsError,
-    NatsLibraryMissing, NatsSession, nats_argument_spec)
+    JetStreamApiError, NATS_MUTUALLY_EXCLUSIVE, NatsConfigError, NatsConnectionParams, NatsError, NatsSession,
+    nats_argument_spec, prepare_module_connection)
 
 
 def create_consumer(session, stream, config, action="create"):
@@ -357,12 +357,7 @@ def main():
         conn = NatsConnectionParams.from_params(p)
     except (JetStreamConfigError, NatsConfigError) as exc:
         module.fail_json(msg=to_native(exc), changed=False)
-    for secret in conn.secrets():
-        module.no_log_values.add(secret)
-    try:
-        conn.check_libraries()
-    except NatsLibraryMissing as exc:
-        module.fail_json(msg=to_native(exc), exception=exc.exception)
+    prepare_module_connection(module, conn)
 
     name = desired["durable_name"]
     result = {}

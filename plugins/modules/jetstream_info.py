@@ -132,8 +132,8 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.stagegate.rollout.plugins.module_utils.jetstream_config import (
     JetStreamConfigError, check_name, consumer_info_for_return, render_stream, stream_info_for_return)
 from ansible_collections.stagegate.rollout.plugins.module_utils.nats_connection import (
-    NATS_MUTUALLY_EXCLUSIVE, NatsConfigError, NatsConnectionParams, NatsError, NatsLibraryMissing, NatsSession,
-    nats_argument_spec)
+    NATS_MUTUALLY_EXCLUSIVE, NatsConfigError, NatsConnectionParams, NatsError, NatsSession, nats_argument_spec,
+    prepare_module_connection)
 
 
 def describe(session, info, with_consumers):
@@ -164,12 +164,7 @@ def main():
         conn = NatsConnectionParams.from_params(p)
     except (JetStreamConfigError, NatsConfigError) as exc:
         module.fail_json(msg=to_native(exc))
-    for secret in conn.secrets():
-        module.no_log_values.add(secret)
-    try:
-        conn.check_libraries()
-    except NatsLibraryMissing as exc:
-        module.fail_json(msg=to_native(exc), exception=exc.exception)
+    prepare_module_connection(module, conn)
 
     result = dict(changed=False)
     try:

@@ -258,8 +258,8 @@ from ansible_collections.stagegate.rollout.plugins.module_utils.jetstream_config
     JetStreamConfigError, STREAM_DEFAULTS, build_stream_config, check_name, describe_server_rejection,
     normalise_stream_config, plan_stream, render_changes, render_stream, stream_config_for_return)
 from ansible_collections.stagegate.rollout.plugins.module_utils.nats_connection import (
-    NATS_MUTUALLY_EXCLUSIVE, JetStreamApiError, NatsConfigError, NatsConnectionParams,
-    NatsError, NatsLibraryMissing, NatsSession, nats_argument_spec)
+    JetStreamApiError, NATS_MUTUALLY_EXCLUSIVE, NatsConfigError, NatsConnectionParams, NatsError, NatsSession,
+    nats_argument_spec, prepare_module_connection)
 
 _info = NatsSession.api_info
 
@@ -365,12 +365,7 @@ def main():
         conn = NatsConnectionParams.from_params(p)
     except (JetStreamConfigError, NatsConfigError) as exc:
         module.fail_json(msg=to_native(exc), changed=False)
-    for secret in conn.secrets():
-        module.no_log_values.add(secret)
-    try:
-        conn.check_libraries()
-    except NatsLibraryMissing as exc:
-        module.fail_json(msg=to_native(exc), exception=exc.exception)
+    prepare_module_connection(module, conn)
 
     name = desired["name"]
     try:
