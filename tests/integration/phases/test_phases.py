@@ -154,6 +154,8 @@ def test_good_release_promoted_through_all_phases(stack):
 
     promoted = [e["phase"] for e in ledger(info) if e["release"] == "v2" and e["event"] == "promote"]
     assert promoted == ["staging", "canary", "production", "advanced"]
+    with open(os.path.join(info["workdir"], "stagegate_rollout.prom"), encoding="utf-8") as fh:
+        assert 'stagegate_rollout_progress_ratio{release="v2"} 1\n' in fh.read()
     assert verify(os.path.join(info["workdir"], "ledger.jsonl"))["valid"]
 
 
