@@ -223,8 +223,29 @@ class Demo:
                            "recreated": replay.get("recreated")}})
 
     # --- the stack ------------------------------------------------------------------------------
+    def clean_workdir(self):
+        """A clean restart: stop what an earlier run left recorded in the work directory, then empty it.
+
+        Only a directory that holds an earlier demo run (stack.json or run.json) or nothing is touched.
+        """
+        wd = self.args.workdir
+        if not os.path.isdir(wd) or not os.listdir(wd):
+            return
+        markers = [m for m in ("stack.json", "run.json") if os.path.exists(os.path.join(wd, m))]
+        if not markers:
+            raise RuntimeError("--workdir %s is not empty and holds no earlier demo run; choose another" % wd)
+        from demo.stack.local import stop_recorded
+        try:
+            with open(os.path.join(wd, "stack.json"), encoding="utf-8") as fh:
+                stop_recorded(json.load(fh))
+        except (OSError, ValueError):
+            pass
+        shutil.rmtree(wd)
+        self.say("removed the earlier run in %s (its processes stopped)" % wd)
+
     def start_stack(self):
         wd = self.args.workdir
+        self.clean_workdir()
         self.say("starting the local stack in %s (NATS JetStream, HAProxy, Prometheus, stable v1) ..." % wd)
         self.stack = LocalStack(wd).start()
         self.info = self.stack.info
