@@ -354,7 +354,8 @@ class AnsibleDriver:
                    if not os.path.exists(os.path.join(ROOT, p))]
         if missing:
             raise RuntimeError("the phase playbooks/inventories are missing: %s" % ", ".join(missing))
-        if not shutil.which("ansible-playbook"):
+        if not shutil.which("ansible-playbook", path=os.path.dirname(sys.executable) + os.pathsep
+                            + os.environ.get("PATH", "")):
             raise RuntimeError("ansible-playbook is not on PATH (run make setup)")
 
     def extra_vars(self, release, phase):
