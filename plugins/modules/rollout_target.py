@@ -1,0 +1,130 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the stagegate.rollout project
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: rollout_target
+short_description: Validate a rollout target before any change and derive the app hosts and HAProxy servers
+version_added: "1.1.0"
+description:
+  - Checks the C(rollout_target) of an inventory (docs/targets.md) - its kind, the app host group, how a version
+    is installed and started on the hosts, the load balancer, the metrics provider and metric names, the NATS
+    connection - and returns it with its defaults filled in, its secrets removed.
+  - With O(groups) and O(hosts) (pass the magic variables C(groups) and C(groups.all)) the app host group and
+    the load-balancer host are checked against the inventory; with O(backend_servers) (from
+    M(stagegate.rollout.haproxy_traffic) run on the load-balancer host) every stable and canary server must be
+    in the HAProxy backend.
+  - Every error names the field, the value and what is accepted. Nothing is changed, so the module runs the
+    same in check mode.
+  - Passwords, tokens, nkey seeds and the userinfo of URLs are C(no_log) values; they never appear in the
+    result.
+author:
+  - stagegate.rollout contributors (@stagegate)
+options:
+  target:
+    description: The target description (C(rollout_target)); see docs/targets.md for every field.
+    type: dict
+    required: true
+  groups:
+    description: The inventory's groups (the magic variable C(groups)).
+    type: dict
+  hosts:
+    description: Every host of the inventory (C(groups.all)).
+    type: list
+    elements: str
+  backend_servers:
+    description: The servers of the target's HAProxy backend, when known.
+    type: list
+    elements: str
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Check the target before anything changes
+  stagegate.rollout.rollout_target:
+    target: "{{ rollout_target }}"
+    groups: "{{ groups }}"
+    hosts: "{{ groups.all }}"
+  register: rollout_plan
+  run_once: true
+  delegate_to: localhost
+
+- name: The canary servers of every app host
+  ansible.builtin.debug:
+    msg: "{{ rollout_plan.servers | dict2items | map(attribute='value.canary') | list }}"
+"""
+
+RETURN = r"""
+kind:
+  description: The target's kind.
+  returned: always
+  type: str
+  sample: hosts
+name:
+  description: The service name.
+  returned: always
+  type: str
+  sample: codex
+app_hosts:
+  description: The app hosts (kind hosts, with O(groups)).
+  returned: when kind is hosts
+  type: list
+  elements: str
+  sample: [app1, app2, app3]
+servers:
+  description: The HAProxy server of each app host and slot.
+  returned: when kind is hosts
+  type: dict
+  sample: {"app1": {"stable": "app1_stable", "canary": "app1_canary"}}
+nats_connection_keys:
+  description: Which NATS connection options are set (names only).
+  returned: always
+  type: list
+  elements: str
+  sample: [servers, user, password]
+target:
+  description: The target with its defaults filled in and its secrets removed.
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.stagegate.rollout.plugins.module_utils.rollout_target import (
+    TargetError,
+    plan,
+    secret_values,
+)
+
+ARGUMENT_SPEC = dict(
+    target=dict(type="dict", required=True),
+    groups=dict(type="dict"),
+    hosts=dict(type="list", elements="str"),
+    backend_servers=dict(type="list", elements="str"),
+)
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module.no_log_values.update(secret_values(module.params["target"]))
+    try:
+        result, secrets = plan(module.params["target"], groups=module.params["groups"],
+                               hosts=module.params["hosts"], backend_servers=module.params["backend_servers"])
+    except TargetError as exc:
+        module.fail_json(msg=str(exc))
+    module.no_log_values.update(secrets)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()
