@@ -44,8 +44,10 @@ options:
     elements: str
 attributes:
   check_mode:
+    description: Can run in check mode and return the same result (it never changes anything).
     support: full
   diff_mode:
+    description: Nothing changes, so there is no diff.
     support: none
 """
 
