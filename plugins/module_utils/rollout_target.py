@@ -364,11 +364,14 @@ def gate_queries(metrics, slot, version=""):
     return out
 
 
-def plan(target, groups=None, hosts=None, backend_servers=None):
+def plan(target, groups=None, hosts=None, backend_servers=None, canary_weights=None, batch_sizes=None,
+         version=""):
     """Validate ``target`` and derive what the phases use; returns ``(plan, no_log_values)``.
 
     ``plan`` holds the normalized target without its secrets (``target``), the app hosts, their HAProxy
-    servers and the NATS connection keys that are set (names only).
+    servers, the NATS connection keys that are set (names only) and the default queries (``queries``, for
+    ``version``); with ``canary_weights`` (percentages) the HAProxy weights of each (``weights``), with
+    ``batch_sizes`` the host batches of production (``host_batches``).
     """
     t, secrets = validate(target, groups=groups, hosts=hosts)
     out = {"kind": t["kind"], "name": t["name"]}
@@ -378,7 +381,13 @@ def plan(target, groups=None, hosts=None, backend_servers=None):
         if backend_servers is not None:
             check_backend(server_map, t["load_balancer"]["backend"], backend_servers)
         out.update(app_hosts=app_hosts, servers=server_map)
+        out["weights"] = dict((str(p), weights(server_map, p)) for p in (canary_weights or []))
+        if batch_sizes is not None:
+            out["host_batches"] = batches(app_hosts, batch_sizes)
     out["nats_connection_keys"] = sorted(nats_connection(t.get("nats")))
+    m = t["metrics"]
+    out["queries"] = {"judge": judge_queries(m, version),
+                      "gates": dict((slot, gate_queries(m, slot, version)) for slot in SLOTS)}
     out["target"] = _without_secrets(t)
     return out, secrets
 

@@ -42,6 +42,20 @@ options:
     description: The servers of the target's HAProxy backend, when known.
     type: list
     elements: str
+  canary_weights:
+    description: Canary shares in percent (0 to 100) whose HAProxy weights to return in RV(weights).
+    type: list
+    elements: raw
+  batches:
+    description:
+      - Production host batches, as Ansible's C(serial) - counts or percentages of the app hosts, the last one
+        repeated until every host is in a batch, for example V([1, "25%", "100%"]). Returned in RV(host_batches).
+    type: list
+    elements: raw
+  version:
+    description: The release, for the version label of the default queries (C(metrics.version_label)).
+    type: str
+    default: ""
 attributes:
   check_mode:
     description: Can run in check mode and return the same result (it never changes anything).
@@ -94,6 +108,24 @@ nats_connection_keys:
   type: list
   elements: str
   sample: [servers, user, password]
+weights:
+  description: For each of O(canary_weights), the weight of every stable and canary server.
+  returned: when kind is hosts
+  type: dict
+  sample: {"25": {"app1_canary": 25, "app1_stable": 75, "app2_canary": 25, "app2_stable": 75}}
+host_batches:
+  description: The app hosts split into the batches of O(batches).
+  returned: when kind is hosts and O(batches) is given
+  type: list
+  elements: list
+  sample: [["app1"], ["app2", "app3"]]
+queries:
+  description:
+    - The default queries built from the service's metric names and selectors - C(judge) (C(baseline) and
+      C(canary) cumulative counters for M(stagegate.rollout.canary_judge)) and C(gates) (per slot, C(error_rate)
+      and C(p99_latency_ms) over C($window)).
+  returned: always
+  type: dict
 target:
   description: The target with its defaults filled in and its secrets removed.
   returned: always
@@ -113,6 +145,9 @@ ARGUMENT_SPEC = dict(
     groups=dict(type="dict"),
     hosts=dict(type="list", elements="str"),
     backend_servers=dict(type="list", elements="str"),
+    canary_weights=dict(type="list", elements="raw"),
+    batches=dict(type="list", elements="raw"),
+    version=dict(type="str", default=""),
 )
 
 
@@ -121,7 +156,9 @@ def main():
     module.no_log_values.update(secret_values(module.params["target"]))
     try:
         result, secrets = plan(module.params["target"], groups=module.params["groups"],
-                               hosts=module.params["hosts"], backend_servers=module.params["backend_servers"])
+                               hosts=module.params["hosts"], backend_servers=module.params["backend_servers"],
+                               canary_weights=module.params["canary_weights"], batch_sizes=module.params["batches"],
+                               version=module.params["version"])
     except TargetError as exc:
         module.fail_json(msg=str(exc))
     module.no_log_values.update(secrets)

@@ -178,3 +178,13 @@ def test_nats_connection_keeps_only_the_set_connection_options():
     conn = rt.nats_connection(n)
     assert conn == {"servers": ["nats://nats:4222"], "user": "codex", "password": "nats-pass", "connect_timeout": 5.0}
     assert rt.nats_connection(None) == {}
+
+
+def test_plan_returns_step_weights_batches_and_queries():
+    plan, _ = rt.plan(target(), GROUPS, HOSTS, canary_weights=[10, 100], batch_sizes=[1, "100%"], version="v2")
+    assert plan["weights"]["10"]["app3_canary"] == 10 and plan["weights"]["100"]["app1_stable"] == 0
+    assert plan["host_batches"] == [["app1"], ["app2", "app3"]]
+    assert plan["queries"]["gates"]["canary"]["error_rate"].startswith("(sum(increase(http_requests_total{")
+    assert plan["queries"]["judge"]["baseline"]["requests"] == 'sum(http_requests_total{job="codex",slot="stable"})'
+    with pytest.raises(rt.TargetError, match="not a whole number of percent"):
+        rt.plan(target(), GROUPS, HOSTS, canary_weights=[150])
