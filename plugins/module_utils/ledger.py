@@ -1,34 +1,53 @@
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the stagegate.rollout project
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Append-only, hash-chained rollout ledger in JSON Lines.
+"""Append-only, hash-chained and optionally keyed (HMAC) rollout ledger in JSON Lines.
 
 One line per entry::
 
-    {"decision":..., "event":..., "evidence":{...}, "hash":"<sha256>", "phase":...,
+    {"decision":..., "event":..., "evidence":{...}, "hash":"<sha256>", "mac":"<hmac-sha256>", "phase":...,
      "prev_hash":"<sha256 of the previous entry or 64 zeros>", "reason":...,
      "release":..., "seq":1, "step":..., "ts":"2025-01-01T00:00:00.000000Z"}
 
 ``hash`` is the SHA-256 of the canonical JSON (sorted keys, no whitespace,
 UTF-8) of the entry without ``hash``.  Each entry carries the previous entry's
 hash, so editing, removing or reordering any entry breaks the chain at that
-point; :func:`verify` recomputes every link and names the first broken seq.
-Deleting entries from the *end* leaves a shorter valid chain: anchor it by
-keeping a head hash elsewhere and passing it as ``expected_head``.
+point; :func:`verify_bytes` recomputes every link and names the first broken
+line.  A hash chain alone proves nothing against someone who can write the
+file: they can append (or rewrite everything) with recomputed hashes.
 
-Concurrency and crashes:
+Keyed ledgers (``key``, or the environment variable ``STAGEGATE_LEDGER_KEY``
+for :class:`Ledger`): every entry also carries ``mac``, the HMAC-SHA256 with
+the key of the canonical JSON of the entry without ``hash`` and ``mac`` (so it
+covers ``seq`` and ``prev_hash``: the chain itself is authenticated); ``hash``
+then covers ``mac`` too.  With a key, an entry without a valid ``mac`` makes
+the ledger invalid.  Once an entry has a ``mac`` every later one must have one,
+key or not.  A ledger whose entries have no ``mac`` can be continued with a
+key only by adopting them (``adopt_unkeyed``): the first keyed entry then
+carries ``adopted: {"entries": N, "head": "<hash of entry N>"}``.
 
-* ``append`` takes an exclusive ``fcntl.flock`` on the ledger file, reads the
-  tail, writes the new line with one ``write()`` and ``fsync``s before the lock
-  is released, so concurrent writers serialise and the chain never forks.
-* A crash in the middle of a write can only leave a final line without its
-  newline.  If that line is a complete, correctly hashed entry the next append
-  just adds the newline; otherwise it is a torn write of an entry that was
-  never acknowledged: :func:`verify` reports it (``torn_tail``) without
-  calling the ledger invalid, and the next append truncates it first.
+Deleting entries from the *end* leaves a shorter valid chain (keyed or not):
+anchor the head outside the file and pass it as ``expected_head``.
+
+The last line must be complete: one without its newline (or that is not
+complete JSON) is a *torn tail* (a write interrupted by a crash, or a
+truncation) and makes the ledger invalid.
+
+Appends never destroy data:
+
+* the file is opened with ``O_NOFOLLOW`` (a symlink at the path is refused)
+  and ``O_APPEND``, created ``0600``, and locked with an exclusive
+  ``fcntl.flock``; the whole chain is verified before anything is written, and
+  a refused append leaves every byte as it was;
+* a torn tail is only repaired on request (``repair_torn_tail``) and only when
+  the rest of the chain verifies: its bytes are first copied to
+  ``<path>.torn-<timestamp>`` (0600, fsynced), then cut off;
+* the new line is written, the file ``fsync``ed (and the directory when the
+  file was created) before the lock is released.
 
 Evidence keys matching ``password|token|secret|webhook|creds|authorization``
 (case-insensitive, at any depth) are redacted before anything is written.
+The key never appears in an entry, a result or an error message.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -38,10 +57,12 @@ __metaclass__ = type
 import datetime
 import errno
 import hashlib
+import hmac
 import json
 import math
 import os
 import re
+import stat
 
 try:
     import fcntl
@@ -53,10 +74,12 @@ GENESIS_HASH = "0" * 64
 REDACTED = "********"
 SECRET_KEY_RE = re.compile(r"(password|token|secret|webhook|creds|authorization)", re.IGNORECASE)
 FIELDS = ("seq", "ts", "release", "phase", "step", "event", "decision", "reason", "evidence", "prev_hash", "hash")
+OPTIONAL_FIELDS = ("mac", "adopted")
+KEY_ENV = "STAGEGATE_LEDGER_KEY"
 TEXT_FIELDS = ("release", "phase", "step", "event", "decision", "reason")
 REQUIRED_FIELDS = ("release", "phase", "event")
 MAX_TEXT = 4096
-HASH_RE = re.compile(r"^[0-9a-f]{64}$")
+HASH_RE = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 class LedgerError(ValueError):
@@ -73,6 +96,28 @@ def entry_hash(entry):
     """SHA-256 (hex) of the canonical JSON of ``entry`` without its ``hash`` key."""
     body = dict((k, v) for k, v in entry.items() if k != "hash")
     return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def key_bytes(key):
+    """The key as bytes (None without a key); an empty key is refused (never echoed)."""
+    if key is None:
+        return None
+    if isinstance(key, bytes):
+        raw = key
+    elif isinstance(key, str):
+        raw = key.encode("utf-8")
+    else:
+        raise LedgerError("key must be a string, got %s" % type(key).__name__)
+    if not raw:
+        raise LedgerError("key is empty: give a secret (or leave both key and %s unset for an unkeyed ledger)"
+                          % KEY_ENV)
+    return raw
+
+
+def entry_mac(entry, key):
+    """HMAC-SHA256 (hex) with ``key`` of the canonical JSON of ``entry`` without ``hash`` and ``mac``."""
+    body = dict((k, v) for k, v in entry.items() if k not in ("hash", "mac"))
+    return hmac.new(key_bytes(key), canonical_json(body), hashlib.sha256).hexdigest()
 
 
 def utc_now():
@@ -188,14 +233,22 @@ def _parse_line(raw, lineno):
     missing = [f for f in FIELDS if f not in entry]
     if missing:
         return entry, "line %d lacks %s" % (lineno, ", ".join(missing))
-    extra = sorted(set(entry) - set(FIELDS))
+    extra = sorted(set(entry) - set(FIELDS) - set(OPTIONAL_FIELDS))
     if extra:
         return entry, "line %d has unexpected fields %s" % (lineno, ", ".join(extra))
+    if "mac" in entry and not (isinstance(entry["mac"], str) and HASH_RE.match(entry["mac"])):
+        return entry, "line %d: mac is not a 64-character hex HMAC-SHA256" % lineno
+    if "adopted" in entry:
+        adopted = entry["adopted"]
+        if not (isinstance(adopted, dict) and sorted(adopted) == ["entries", "head"]
+                and isinstance(adopted["entries"], int) and not isinstance(adopted["entries"], bool)
+                and adopted["entries"] > 0 and isinstance(adopted["head"], str) and HASH_RE.match(adopted["head"])):
+            return entry, "line %d: adopted must be {\"entries\": N > 0, \"head\": <sha256>}" % lineno
     return entry, None
 
 
 def _split(data):
-    """Ledger bytes -> (complete lines, torn tail bytes or b'')."""
+    """Ledger bytes -> (newline-terminated lines without their newline, unterminated tail bytes or b'')."""
     if not data:
         return [], b""
     lines = data.split(b"\n")
@@ -210,66 +263,106 @@ def _safe_hash(entry):
         return None
 
 
-def verify_bytes(data, expected_head=None):
-    """Check every link of a ledger given as bytes.
+def _is_json(raw):
+    try:
+        json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return True
 
-    Returns a dict: valid, entries, head_seq, head_hash, broken_seq, broken_line,
-    problem, torn_tail, torn_tail_bytes, head_found (with ``expected_head``).
+
+def _walk(lines, key):
+    """Check every complete line -> (verified entries, (seq, line, problem) or None, unkeyed, keyed).
+
+    ``unkeyed`` counts the entries without a mac before the first keyed one.
     """
-    lines, tail = _split(data)
-    result = dict(valid=True, entries=0, head_seq=0, head_hash=GENESIS_HASH, broken_seq=None,
-                  broken_line=None, problem=None, torn_tail=False, torn_tail_bytes=0,
-                  terminated=True)
-    prev_hash, expected_seq = GENESIS_HASH, 1
-    hashes = set()
-    terminated = True
-    if tail:
-        if _complete_tail(tail, lines):
-            lines.append(tail)
-            terminated = False
-        else:
-            result["torn_tail"] = True
-            result["torn_tail_bytes"] = len(tail)
+    verified = []
+    prev_hash, seq = GENESIS_HASH, 1
+    unkeyed = keyed = 0
     for index, raw in enumerate(lines):
         lineno = index + 1
+        where = "line %d (seq %d)" % (lineno, seq)
         if not raw.strip():
-            return _broken(result, expected_seq, lineno, "line %d is empty" % lineno)
+            return verified, (seq, lineno, "line %d is empty" % lineno), unkeyed, keyed
         entry, problem = _parse_line(raw, lineno)
         if problem:
-            return _broken(result, expected_seq, lineno, problem)
-        if entry["seq"] != expected_seq or isinstance(entry["seq"], bool):
-            return _broken(result, expected_seq, lineno, "line %d: seq is %r, expected %d (entry removed, inserted or "
-                                                         "reordered)" % (lineno, entry["seq"], expected_seq))
+            return verified, (seq, lineno, problem), unkeyed, keyed
+        if entry["seq"] != seq or isinstance(entry["seq"], bool):
+            return verified, (seq, lineno, "line %d: seq is %r, expected %d (entry removed, inserted or reordered)"
+                              % (lineno, entry["seq"], seq)), unkeyed, keyed
         if entry["prev_hash"] != prev_hash:
-            problem = "line %d (seq %d): prev_hash %r does not match the hash of the entry before it %r" % (
-                lineno, expected_seq, entry["prev_hash"], prev_hash)
-            return _broken(result, expected_seq, lineno, problem)
+            return verified, (seq, lineno, "%s: prev_hash %r does not match the hash of the entry before it %r"
+                              % (where, entry["prev_hash"], prev_hash)), unkeyed, keyed
         actual = _safe_hash(entry)
         if actual is None or entry["hash"] != actual:
-            return _broken(result, expected_seq, lineno, "line %d (seq %d): hash %r does not match its content "
-                                                         "(recomputed %r): the entry was edited"
-                                                         % (lineno, expected_seq, entry["hash"], actual))
+            return verified, (seq, lineno, "%s: hash %r does not match its content (recomputed %r): the entry was "
+                              "edited" % (where, entry["hash"], actual)), unkeyed, keyed
+        if raw != canonical_json(entry):
+            return verified, (seq, lineno, "%s is not in canonical JSON form (spacing, key order, escapes or "
+                              "duplicate keys differ): the line was edited" % where), unkeyed, keyed
+        if "mac" not in entry:
+            if keyed:
+                return verified, (seq, lineno, "%s has no mac although the entries before it have one: it was not "
+                                  "written with the ledger's key (a forged or unkeyed append)" % where), unkeyed, keyed
+            unkeyed += 1
+        else:
+            adopted = entry.get("adopted")
+            if adopted is not None:
+                if keyed:
+                    return verified, (seq, lineno, "%s: only the first entry with a mac may adopt unkeyed entries"
+                                      % where), unkeyed, keyed
+                if adopted != {"entries": unkeyed, "head": prev_hash}:
+                    return verified, (seq, lineno, "%s: adopted %r does not describe the %d entries without a mac "
+                                      "before it (head %s)" % (where, adopted, unkeyed, prev_hash)), unkeyed, keyed
+            elif unkeyed and not keyed:
+                return [], (1, 1, "line 1 (seq 1) has no mac, and line %d (seq %d), the first entry with one, does "
+                            "not adopt the %d entries before it: they were not written with the ledger's key"
+                            % (lineno, seq, unkeyed)), unkeyed, keyed
+            if key is not None and not hmac.compare_digest(entry["mac"], entry_mac(entry, key)):
+                return verified, (seq, lineno, "%s: mac does not match (written with another key, or forged or "
+                                  "rewritten without the key)" % where), unkeyed, keyed
+            keyed += 1
+        verified.append(entry)
         prev_hash = entry["hash"]
-        hashes.add(prev_hash)
-        result["entries"] = lineno
-        result["head_seq"] = expected_seq
-        result["head_hash"] = prev_hash
-        expected_seq += 1
-    result["terminated"] = terminated and not result["torn_tail"]
-    if expected_head is not None:
-        result["head_found"] = expected_head in hashes or expected_head == GENESIS_HASH
-        if not result["head_found"]:
-            result["valid"] = False
-            result["problem"] = ("expected_head %s is not in the ledger: entries were removed from its end "
-                                 "(or it is another ledger)" % expected_head)
-            result["broken_seq"] = result["head_seq"] + 1
-    return result
+        seq += 1
+    return verified, None, unkeyed, keyed
 
 
-def _complete_tail(tail, lines):
-    """An unterminated final line that parses as a whole entry is kept (only the newline is missing)."""
-    entry, problem = _parse_line(tail, len(lines) + 1)
-    return problem is None and entry.get("hash") == _safe_hash(entry)
+def _scan(data, key):
+    """Full check of ledger bytes with ``key`` (bytes or None); private fields start with ``_``."""
+    lines, tail = _split(data)
+    st = dict(valid=True, entries=0, count=0, head_seq=0, head_hash=GENESIS_HASH, head=GENESIS_HASH,
+              broken_seq=None, broken_line=None, problem=None, torn_tail=False, torn_tail_bytes=0,
+              torn_tail_line=None, terminated=True, authenticated=key is not None, keyed_entries=0, adopted=0)
+    torn = None
+    if tail:
+        torn = (len(lines) + 1, len(tail), "the line has no newline")
+    elif lines and lines[-1].strip() and not _is_json(lines[-1]):
+        torn = (len(lines), len(lines[-1]) + 1, "the line is not complete JSON")
+        lines.pop()
+    verified, broken, unkeyed, keyed = _walk(lines, key)
+    head = verified[-1]["hash"] if verified else GENESIS_HASH
+    st.update(entries=len(verified), count=len(verified), head_seq=len(verified), head_hash=head, head=head,
+              keyed_entries=keyed, adopted=unkeyed if keyed else 0)
+    st["_lines_ok"] = broken is None
+    st["_verified"] = verified
+    st["_chain_head"] = head
+    st["_unkeyed"] = unkeyed if broken is None and not keyed else 0
+    st["_keep"] = len(data) - (torn[1] if torn else 0)
+    if torn:
+        st.update(torn_tail=True, torn_tail_line=torn[0], torn_tail_bytes=torn[1], terminated=False)
+    if broken:
+        _broken(st, *broken)
+    elif torn:
+        _broken(st, len(verified) + 1, torn[0], "torn tail at line %d (%d bytes; %s): a write was interrupted or "
+                "the file was cut" % torn)
+    elif key is not None and unkeyed and not keyed:
+        _broken(st, 1, 1, "line 1 (seq 1) has no mac: the %d entries of this ledger were written without a key, "
+                "so none of them is authenticated" % unkeyed)
+        st.update(entries=0, count=0, head_seq=0, head_hash=GENESIS_HASH, head=GENESIS_HASH)
+    if not st["valid"]:
+        st["authenticated"] = False
+    return st
 
 
 def _broken(result, seq, lineno, problem):
@@ -277,14 +370,59 @@ def _broken(result, seq, lineno, problem):
     return result
 
 
+def _norm_head(expected_head):
+    if expected_head is None:
+        return None
+    text = str(expected_head).strip().lower()
+    if not HASH_RE.match(text):
+        raise LedgerError("expected_head must be a 64-character hex SHA-256 (a head from an earlier run), got %r"
+                          % str(expected_head)[:80])
+    return text
+
+
+def _check_head(st, expected_head):
+    """Fail ``st`` when the chain's head is not ``expected_head``."""
+    if expected_head is None:
+        return
+    hashes = [e["hash"] for e in st["_verified"]]
+    st["head_found"] = expected_head in hashes or expected_head == GENESIS_HASH
+    if not st["valid"] or expected_head == st["head_hash"]:
+        return
+    if st["head_found"]:
+        at = hashes.index(expected_head) + 1 if expected_head in hashes else 0
+        problem = ("expected_head %s is the hash of seq %d, but the head is seq %d (%s): %d entries were appended "
+                   "after it" % (expected_head, at, st["head_seq"], st["head_hash"], st["head_seq"] - at))
+        _broken(st, at + 1, at + 1, problem)
+    else:
+        problem = ("expected_head %s is not in the ledger: entries were removed from its end (or it is another "
+                   "ledger)" % expected_head)
+        _broken(st, st["head_seq"] + 1, None, problem)
+    st["authenticated"] = False
+
+
+def _public(st):
+    return dict((k, v) for k, v in st.items() if not k.startswith("_"))
+
+
+def verify_bytes(data, expected_head=None, key=None):
+    """Check every link (and with ``key`` every mac) of a ledger given as bytes.
+
+    Returns a dict: valid, entries and count (verified entries), head_seq, head_hash and head (hash of the last
+    verified entry, 64 zeros for none), broken_seq, broken_line, problem, torn_tail, torn_tail_bytes,
+    torn_tail_line, terminated, authenticated (a key was given and every entry's mac checked), keyed_entries,
+    adopted (unkeyed entries adopted by the first keyed one), head_found (with ``expected_head``).
+    """
+    st = _scan(data, key_bytes(key))
+    _check_head(st, _norm_head(expected_head))
+    return _public(st)
+
+
 def read_entries(data, strict=True):
-    """All complete entries (dicts) of a ledger, without checking the chain (torn tail skipped).
+    """All complete (newline-terminated) entries of a ledger, without checking the chain; a torn tail is skipped.
 
     ``strict=False`` skips lines that are not entries instead of raising.
     """
-    lines, tail = _split(data)
-    if tail and _complete_tail(tail, lines):
-        lines.append(tail)
+    lines, dummy = _split(data)
     out = []
     for index, raw in enumerate(lines):
         entry, problem = _parse_line(raw, index + 1)
@@ -307,6 +445,12 @@ def _read_all(fd):
     return b"".join(chunks)
 
 
+def _write_all(fd, data):
+    written = 0
+    while written < len(data):
+        written += os.write(fd, data[written:])
+
+
 def _fsync_dir(path):
     d = os.path.dirname(os.path.abspath(path))
     try:
@@ -326,114 +470,229 @@ def _same_content(entry, record):
 
 
 class Ledger(object):
-    """A ledger file.  All methods take the lock they need."""
+    """A ledger file.  All methods take the lock they need.
 
-    def __init__(self, path):
+    ``key`` (str or bytes) makes it a keyed ledger; without one the environment variable
+    ``STAGEGATE_LEDGER_KEY`` is used when it is set.  The key is kept out of every result and message.
+    """
+
+    def __init__(self, path, key=None):
         if not path:
             raise LedgerError("path is required")
         self.path = path
+        if key is None:
+            key = os.environ.get(KEY_ENV)
+        self._key = key_bytes(key)
+
+    def __repr__(self):
+        return "Ledger(%r, keyed=%s)" % (self.path, self.keyed)
+
+    @property
+    def keyed(self):
+        return self._key is not None
 
     def _check_dir(self):
         d = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(d):
             raise LedgerError("path %s: directory %s does not exist" % (self.path, d))
 
+    def _error(self, exc, what):
+        if exc.errno in (errno.ELOOP, errno.EMLINK) or os.path.islink(self.path):
+            return LedgerError("path %s is a symbolic link: refusing to follow it (give the path of the real file)"
+                               % self.path)
+        return LedgerError("path %s: cannot %s: %s" % (self.path, what, exc))
+
+    def _open(self, flags, mode=0o600):
+        """Open without following a symlink; only a regular file is accepted (raises OSError as is)."""
+        flags |= os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(self.path, flags, mode)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise LedgerError("path %s is not a regular file" % self.path)
+            if HAS_FCNTL:
+                fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
     def read_bytes(self):
         """Ledger content under a shared lock (b'' when the file does not exist)."""
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = self._open(os.O_RDONLY)
         except OSError as exc:
-            if exc.errno == errno.ENOENT:
+            if exc.errno == errno.ENOENT and not os.path.islink(self.path):
                 return b""
-            raise LedgerError("path %s: cannot read: %s" % (self.path, exc))
+            raise self._error(exc, "read")
         try:
             if HAS_FCNTL:
                 fcntl.flock(fd, fcntl.LOCK_SH)
             return _read_all(fd)
+        except OSError as exc:
+            raise self._error(exc, "read")
         finally:
             os.close(fd)
 
     def verify(self, expected_head=None):
-        return verify_bytes(self.read_bytes(), expected_head=expected_head)
+        return self.verify_data(self.read_bytes(), expected_head=expected_head)
+
+    def verify_data(self, data, expected_head=None):
+        """:func:`verify_bytes` of ``data`` with this ledger's key."""
+        return verify_bytes(data, expected_head=expected_head, key=self._key)
 
     def entries(self):
         return read_entries(self.read_bytes())
 
     def plan(self, data, record, ts=None):
-        """The entry that appending ``record`` to ``data`` would write (no I/O)."""
-        state = verify_bytes(data)
-        if not state["valid"]:
-            raise LedgerError("path %s: refusing to append to a broken chain at seq %s: %s"
-                              % (self.path, state["broken_seq"], state["problem"]))
-        entry = dict(record)
-        entry["seq"] = state["head_seq"] + 1
-        entry["ts"] = ts or utc_now()
-        entry["prev_hash"] = state["head_hash"]
-        entry["hash"] = entry_hash(entry)
-        return entry, state
+        """The entry that appending ``record`` to ``data`` would write (no I/O), and the chain's state."""
+        entry = self._decide(data, record, False, ts, None, False, False)[0]
+        return entry, verify_bytes(data, key=self._key)
 
-    def append(self, record, once=False, check_mode=False, ts=None):
-        """Append one validated record (from :func:`build_record`).
+    def append(self, record, once=False, check_mode=False, ts=None, expected_head=None, adopt_unkeyed=False,
+               repair_torn_tail=False):
+        """Append one validated record (from :func:`build_record`) after verifying the whole chain.
 
         Returns ``(entry, changed, info)``: with ``once`` an identical earlier
         entry (same release, phase, step, event, decision, reason and evidence)
         is returned instead and nothing is written; in check mode the entry is
-        computed but not written.
+        computed but not written.  ``info``: torn_tail_repaired (bytes),
+        torn_tail_file, adopted, head, count, authenticated.
+
+        Refused (LedgerError, nothing written) when the chain does not verify,
+        ends with a torn tail (unless ``repair_torn_tail``), its head is not
+        ``expected_head``, it is keyed and no key was given, or it has entries
+        without a mac and a key was given (unless ``adopt_unkeyed``).
         """
         self._check_dir()
+        opts = (once, ts, _norm_head(expected_head), bool(adopt_unkeyed), bool(repair_torn_tail))
+        if adopt_unkeyed and self._key is None:
+            raise LedgerError("adopt_unkeyed needs a key (key, or the environment variable %s)" % KEY_ENV)
         if check_mode:
-            return self._finish_check(self.read_bytes(), record, once, ts)
+            entry, changed, info = self._decide(self.read_bytes(), record, *opts)[:3]
+            return entry, changed, info
         if not HAS_FCNTL:  # pragma: no cover
             raise LedgerError("append needs fcntl (POSIX) for its exclusive lock")
+        fd, created = self._open_for_append(record, opts)
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        except OSError as exc:
-            raise LedgerError("path %s: cannot open for append: %s" % (self.path, exc))
-        created = False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            data = _read_all(fd)
-            created = not data
-            info = {"torn_tail_repaired": 0}
-            lines, tail = _split(data)
-            if tail:
-                if _complete_tail(tail, lines):
-                    os.write(fd, b"\n")
-                    data += b"\n"
-                else:
-                    # torn write of an entry that was never acknowledged
-                    os.ftruncate(fd, len(data) - len(tail))
-                    data = data[:len(data) - len(tail)]
-                    info["torn_tail_repaired"] = len(tail)
-            entry, changed = self._decide(data, record, once, ts)
-            if changed:
-                line = canonical_json(entry) + b"\n"
-                written = os.write(fd, line)
-                while written < len(line):
-                    written += os.write(fd, line[written:])
-            os.fsync(fd)
-        except OSError as exc:
-            raise LedgerError("path %s: cannot append: %s" % (self.path, exc))
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                data = _read_all(fd)
+            except OSError as exc:
+                raise self._error(exc, "read before appending")
+            # refusals raise here, before a single byte is written
+            entry, changed, info, keep, write = self._decide(data, record, *opts)
+            size = len(data)
+            try:
+                if info["torn_tail_repaired"]:
+                    info["torn_tail_file"] = self._save_torn(data[keep:])
+                    os.ftruncate(fd, keep)
+                    size = keep
+                if write:
+                    try:
+                        _write_all(fd, canonical_json(entry) + b"\n")
+                    except OSError:
+                        os.ftruncate(fd, size)  # only the bytes of this partial write
+                        raise
+                os.fsync(fd)
+            except OSError as exc:
+                raise self._error(exc, "append")
         finally:
             os.close(fd)  # releases the lock
         if created:
             _fsync_dir(self.path)
         return entry, changed, info
 
-    def _finish_check(self, data, record, once, ts):
-        lines, tail = _split(data)
-        info = {"torn_tail_repaired": 0}
-        if tail and not _complete_tail(tail, lines):
-            info["torn_tail_repaired"] = len(tail)
-        entry, changed = self._decide(data, record, once, ts)
-        return entry, changed, info
+    def _open_for_append(self, record, opts):
+        """-> (fd, created).  A missing file is only created when appending to an empty ledger is allowed."""
+        flags = os.O_RDWR | os.O_APPEND
+        for dummy in range(10):
+            try:
+                return self._open(flags), False
+            except OSError as exc:
+                if exc.errno != errno.ENOENT or os.path.islink(self.path):
+                    raise self._error(exc, "open for append")
+            self._decide(b"", record, *opts)  # would an append to an empty ledger be refused?
+            try:
+                return self._open(flags | os.O_CREAT | os.O_EXCL, 0o600), True
+            except OSError as exc:
+                if exc.errno != errno.EEXIST:
+                    raise self._error(exc, "create")
+        raise LedgerError("path %s: the file kept appearing and disappearing while opening it" % self.path)
 
-    def _decide(self, data, record, once, ts):
+    def _save_torn(self, torn):
+        """Copy torn-tail bytes to ``<path>.torn-<timestamp>`` (0600, fsynced) -> its path."""
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+        base = "%s.torn-%s" % (self.path, stamp)
+        for n in range(100):
+            name = base if n == 0 else "%s-%d" % (base, n)
+            try:
+                tfd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                              | getattr(os, "O_CLOEXEC", 0), 0o600)
+            except OSError as exc:
+                if exc.errno == errno.EEXIST:
+                    continue
+                raise LedgerError("path %s: cannot save the torn tail to %s (nothing was cut): %s"
+                                  % (self.path, name, exc))
+            try:
+                _write_all(tfd, torn)
+                os.fsync(tfd)
+            except OSError as exc:
+                raise LedgerError("path %s: cannot save the torn tail to %s (nothing was cut): %s"
+                                  % (self.path, name, exc))
+            finally:
+                os.close(tfd)
+            _fsync_dir(name)
+            return name
+        raise LedgerError("path %s: cannot find a free name for %s (nothing was cut)" % (self.path, base))
+
+    def _decide(self, data, record, once, ts, expected_head, adopt_unkeyed, repair_torn_tail):
+        """-> (entry, changed, info, bytes to keep, write?) or LedgerError when the append must be refused."""
+        st = _scan(data, self._key)
+        if not st["_lines_ok"]:
+            raise LedgerError("path %s: refusing to append to a broken chain at seq %s: %s"
+                              % (self.path, st["broken_seq"], st["problem"]))
+        info = dict(torn_tail_repaired=0, torn_tail_file=None, adopted=0, authenticated=self.keyed)
+        if st["torn_tail"]:
+            if not repair_torn_tail:
+                raise LedgerError("path %s: refusing to append: torn tail at line %s (%s bytes, left by an interrupted "
+                                  "write or a cut file): nothing was written. repair_torn_tail=true copies those bytes to "
+                                  "%s.torn-<timestamp> and cuts them off before appending"
+                                  % (self.path, st["torn_tail_line"], st["torn_tail_bytes"], self.path))
+            info["torn_tail_repaired"] = st["torn_tail_bytes"]
+        if self._key is None and st["keyed_entries"]:
+            raise LedgerError("path %s: refusing to append without a key: the ledger's entries carry a mac (give "
+                              "key, or set the environment variable %s)" % (self.path, KEY_ENV))
+        adopted = None
+        if self._key is not None and st["_unkeyed"]:
+            if not adopt_unkeyed:
+                raise LedgerError(
+                    "path %s: refusing to append with a key: its %d entries have no mac (written without a key). "
+                    "Start a new keyed ledger at another path (keep this one as it is), or set adopt_unkeyed=true to "
+                    "continue this one: the first keyed entry then records that it adopted those %d entries and "
+                    "their head hash" % (self.path, st["_unkeyed"], st["_unkeyed"]))
+            adopted = {"entries": st["_unkeyed"], "head": st["_chain_head"]}
+        verified, head = st["_verified"], st["_chain_head"]
+        if expected_head is not None and expected_head != head:
+            found = expected_head == GENESIS_HASH or any(e["hash"] == expected_head for e in verified)
+            raise LedgerError("path %s: refusing to append: the head is seq %d (%s), not expected_head %s (%s)"
+                              % (self.path, len(verified), head, expected_head,
+                                 "entries were appended after it" if found else
+                                 "not in the ledger: entries were removed from its end, or it is another ledger"))
+        keep = st["_keep"]
+        info.update(head=head, count=len(verified))
         if once:
-            for entry in read_entries(data):
+            for entry in verified:
                 if _same_content(entry, record):
-                    # the chain must still be intact for a no-op to be trusted
-                    self.plan(data, record, ts)
-                    return entry, False
-        entry, dummy = self.plan(data, record, ts)
-        return entry, True
+                    return entry, bool(info["torn_tail_repaired"]), info, keep, False
+        entry = dict(record)
+        entry["seq"] = len(verified) + 1
+        entry["ts"] = ts or utc_now()
+        entry["prev_hash"] = head
+        if adopted:
+            entry["adopted"] = adopted
+            info["adopted"] = adopted["entries"]
+        if self._key is not None:
+            entry["mac"] = entry_mac(entry, self._key)
+        entry["hash"] = entry_hash(entry)
+        info.update(head=entry["hash"], count=entry["seq"])
+        return entry, True, info, keep, True

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: rollout_ledger
-short_description: Append-only, hash-chained JSON Lines ledger of rollout decisions (append, verify, read)
+short_description: Append-only, hash-chained, optionally HMAC-keyed JSON Lines ledger of rollout decisions
 version_added: "1.0.0"
 description:
   - Keeps every decision of a rollout (phase start, gate verdicts, promotions, rollbacks, kill switches) as one JSON
@@ -18,11 +18,18 @@ description:
     C(evidence), C(prev_hash) and C(hash).
   - C(hash) is the SHA-256 of the canonical JSON (sorted keys, no whitespace, UTF-8) of the entry without C(hash);
     C(prev_hash) is the hash of the entry before it (64 zeros for the first). Editing, removing or reordering any
-    entry breaks the chain from that entry on, and O(action=verify) names the first broken seq.
-  - O(action=append) takes an exclusive C(fcntl) lock on the ledger file, writes the line with one C(write) and
-    C(fsync)s it before releasing the lock, so concurrent runs never fork or interleave the chain. A crash in the
-    middle of a write can only leave an unterminated last line; it is reported by O(action=verify) as
-    RV(torn_tail) (the ledger stays valid) and removed by the next append.
+    entry breaks the chain from that entry on, and O(action=verify) names the first broken seq and line.
+  - A hash chain alone does not stop someone who can write the file from appending (or rewriting everything) with
+    recomputed hashes. With O(key), every entry also carries C(mac), the HMAC-SHA256 with the key of the canonical
+    JSON of the entry without C(hash) and C(mac) (so C(seq) and C(prev_hash) are authenticated too), and every
+    action checks every entry's mac; an entry without a valid mac makes the ledger invalid, naming its line.
+  - The last line must be complete. A last line without its newline, or that is not complete JSON (a write
+    interrupted by a crash, or a cut file), is a torn tail and makes RV(valid=false), with RV(problem) C(torn tail at line N).
+  - O(action=append) opens the file without following a symlink (a symlink at O(path) is refused), in append mode,
+    creates it with mode C(0600), takes an exclusive C(fcntl) lock and verifies the whole chain before writing
+    anything; a refused append leaves every byte of the file as it was. The line is written with one C(write) and
+    C(fsync)ed (and the directory when the file was created) before the lock is released, so concurrent runs never
+    fork or interleave the chain.
   - Values under evidence keys matching C(password), C(token), C(secret), C(webhook), C(creds) or C(authorization)
     (case-insensitive, at any depth) are replaced with C(********) before they are written or returned.
 author:
@@ -38,6 +45,29 @@ options:
     type: str
     choices: [append, verify, read, show]
     default: append
+  key:
+    description:
+      - Secret for the HMAC-SHA256 of every entry (keyed ledger). Falls back to the environment variable
+        E(STAGEGATE_LEDGER_KEY). Never written to the ledger nor returned.
+      - With a key, O(action=append) writes C(mac) and refuses a ledger whose entries have no mac (unless
+        O(adopt_unkeyed)); every action reports an entry without a valid mac as invalid.
+      - Without a key, entries that carry a mac are only hash-checked (RV(authenticated=false)), and appending to
+        such a ledger is refused.
+    type: str
+  adopt_unkeyed:
+    description:
+      - With O(action=append) and O(key), continue a ledger whose entries have no mac. The first keyed entry records
+        C(adopted) (the number of unkeyed entries and their head hash). Without it such an append is refused; a new
+        keyed ledger at another path is the other way.
+    type: bool
+    default: false
+  repair_torn_tail:
+    description:
+      - With O(action=append), when the ledger ends with a torn tail and the rest of the chain verifies, copy the torn
+        bytes to C(<path>.torn-<timestamp>) (mode C(0600)), cut them off and append. Without it (or when the rest does
+        not verify) the append is refused and nothing is changed.
+    type: bool
+    default: false
   release:
     description: Release (version) the entry is about. Required with O(action=append).
     type: str
@@ -71,8 +101,9 @@ options:
     default: false
   expected_head:
     description:
-      - With O(action=verify), a head hash recorded earlier (RV(head_hash)); verify fails when it is no longer in the
-        ledger, which detects entries removed from the end.
+      - The head hash the chain must have (RV(head) of an earlier run, kept outside the ledger file). O(action=verify)
+        fails and O(action=append) is refused when the chain's head is another one (entries removed from the end, or
+        appended since); O(action=read) reports RV(valid=false).
     type: str
   fail_on_invalid:
     description: With O(action=verify), fail the task when the chain is broken (otherwise only RV(valid=false)).
@@ -90,6 +121,8 @@ options:
 notes:
   - Supports check mode (append computes and returns the entry it would write, with its seq and hash, without writing).
   - The lock is an advisory C(flock); every writer must go through this module (or C(module_utils/ledger.py)).
+  - Removing entries from the end leaves a shorter valid chain, keyed or not; keep RV(head) elsewhere and pass it as
+    O(expected_head) to detect it.
 seealso:
   - module: stagegate.rollout.config_fingerprint
 attributes:
@@ -132,6 +165,16 @@ EXAMPLES = r"""
     action: verify
   register: chain
 
+- name: Record a promotion in a keyed ledger, only on top of the head recorded before
+  stagegate.rollout.rollout_ledger:
+    path: /var/lib/stagegate/ledger.jsonl
+    key: "{{ vault_ledger_key }}"
+    expected_head: "{{ chain.head }}"
+    release: "{{ release_version }}"
+    phase: canary
+    event: promote
+    decision: promote
+
 - name: Show the last 5 entries of this release
   stagegate.rollout.rollout_ledger:
     path: /var/lib/stagegate/ledger.jsonl
@@ -163,8 +206,28 @@ redacted:
   elements: str
   sample: ["evidence.notify.webhook_url"]
 torn_tail_repaired:
-  description: Bytes of a torn (unterminated, incomplete) last line removed before appending (0 normally).
+  description: Bytes of a torn last line moved aside and cut off before appending (only with O(repair_torn_tail); 0 normally).
   returned: when action is append
+  type: int
+torn_tail_file:
+  description: Where the torn bytes were copied (C(<path>.torn-<timestamp>)) when RV(torn_tail_repaired) is not 0, else null.
+  returned: when action is append
+  type: str
+head:
+  description: Hash of the last (verified) entry, after the append with O(action=append); 64 zeros for an empty ledger.
+  returned: always
+  type: str
+count:
+  description: Number of (verified) entries, after the append with O(action=append).
+  returned: always
+  type: int
+authenticated:
+  description: Whether a key was given and every entry's mac was checked with it (false without a key).
+  returned: always
+  type: bool
+adopted:
+  description: Number of unkeyed entries adopted by the first keyed entry (0 when none).
+  returned: always
   type: int
 valid:
   description: Whether every link of the chain is intact.
@@ -183,7 +246,7 @@ broken_line:
   returned: when action is verify or read
   type: int
 problem:
-  description: What is wrong at RV(broken_seq), or null.
+  description: What is wrong at RV(broken_seq) (for example C(torn tail at line N), or a line without a valid mac), or null.
   returned: when action is verify or read
   type: str
 head_seq:
@@ -195,16 +258,32 @@ head_hash:
   returned: when action is verify or read
   type: str
 torn_tail:
-  description: Whether the file ends with an incomplete line left by a crash mid-write (not an error).
+  description: Whether the file ends with a torn tail (a line without its newline or not complete JSON); the ledger is then invalid.
   returned: when action is verify or read
+  type: bool
+torn_tail_bytes:
+  description: Size of the torn tail in bytes (0 without one).
+  returned: when action is verify or read
+  type: int
+torn_tail_line:
+  description: Line number of the torn tail, or null.
+  returned: when action is verify or read
+  type: int
+keyed_entries:
+  description: Number of verified entries that carry a mac.
+  returned: when action is verify or read
+  type: int
+head_found:
+  description: With O(expected_head), whether that hash is anywhere in the chain (false when entries were removed from its end).
+  returned: when action is verify or read and expected_head is given
   type: bool
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.ledger import (
-    Ledger, LedgerError, build_record, read_entries, verify_bytes)
+    KEY_ENV, Ledger, LedgerError, build_record, read_entries)
 
 
 def main():
@@ -212,6 +291,9 @@ def main():
         argument_spec=dict(
             path=dict(type="path", required=True),
             action=dict(type="str", default="append", choices=["append", "verify", "read", "show"]),
+            key=dict(type="str", no_log=True, fallback=(env_fallback, [KEY_ENV])),
+            adopt_unkeyed=dict(type="bool", default=False),
+            repair_torn_tail=dict(type="bool", default=False),
             release=dict(type="str"),
             phase=dict(type="str"),
             step=dict(type="raw"),
@@ -230,7 +312,10 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    ledger = Ledger(p["path"])
+    try:
+        ledger = Ledger(p["path"], key=p["key"])  # an empty key is refused, not taken for "no key"
+    except LedgerError as exc:
+        module.fail_json(msg=to_native(exc))
 
     if p["action"] == "append":
         try:
@@ -244,26 +329,33 @@ def main():
             if len(secret) >= 3:
                 module.no_log_values.add(secret)
         try:
-            entry, changed, info = ledger.append(record, once=p["once"], check_mode=module.check_mode)
+            entry, changed, info = ledger.append(record, once=p["once"], check_mode=module.check_mode,
+                                                 expected_head=p["expected_head"], adopt_unkeyed=p["adopt_unkeyed"],
+                                                 repair_torn_tail=p["repair_torn_tail"])
         except LedgerError as exc:
             module.fail_json(msg=to_native(exc))
+        if info["torn_tail_repaired"]:
+            module.warn("ledger %s ends with a torn tail of %d bytes; %s" % (
+                p["path"], info["torn_tail_repaired"],
+                "moved to %s and cut off" % info["torn_tail_file"] if info["torn_tail_file"]
+                else "it would be moved to %s.torn-<timestamp> and cut off" % p["path"]))
         module.exit_json(changed=changed, entry=entry, seq=entry["seq"], hash=entry["hash"], redacted=redacted,
-                         path=p["path"], torn_tail_repaired=info["torn_tail_repaired"])
+                         path=p["path"], **info)
 
     try:
         data = ledger.read_bytes()
+        state = ledger.verify_data(data, expected_head=p["expected_head"])
     except LedgerError as exc:
         module.fail_json(msg=to_native(exc))
-    state = verify_bytes(data, expected_head=p["expected_head"])
+    if state["keyed_entries"] and not ledger.keyed:
+        module.warn("ledger %s has entries with a mac but no key was given: they were only hash-checked "
+                    "(authenticated=false)" % p["path"])
 
     if p["action"] == "verify":
         result = dict(changed=False, path=p["path"], **state)
         if not state["valid"] and p["fail_on_invalid"]:
             module.fail_json(msg="ledger %s is broken at seq %s: %s" % (p["path"], state["broken_seq"], state["problem"]),
                              **result)
-        if state["torn_tail"]:
-            module.warn("ledger %s ends with an incomplete line (%d bytes) left by an interrupted write; the next "
-                        "append removes it" % (p["path"], state["torn_tail_bytes"]))
         module.exit_json(**result)
 
     # read / show

@@ -168,31 +168,42 @@ def test_concurrent_appends_from_four_processes_keep_one_chain(ledger):
     assert steps == sorted("w%d-%d" % (w, i) for w in range(4) for i in range(60))
 
 
-def test_torn_tail_is_reported_valid_and_repaired_by_next_append(ledger):
+def test_torn_tail_is_invalid_and_repaired_only_on_request(ledger):
     add(ledger, 2)
     torn = b'{"decision":null,"event":"ga'
     with open(ledger.path, "ab") as fh:
         fh.write(torn)  # crash in the middle of a write
     state = ledger.verify()
-    assert state["valid"] and state["torn_tail"] and state["torn_tail_bytes"] == len(torn)
+    assert not state["valid"] and state["torn_tail"] and state["torn_tail_bytes"] == len(torn)
+    assert state["problem"].startswith("torn tail at line 3") and state["broken_line"] == 3
     assert state["entries"] == 2
+    before = open(ledger.path, "rb").read()
     record = build_record("2.1.0", "canary", "promote")[0]
-    entry, changed, info = ledger.append(record)
+    with pytest.raises(LedgerError, match="torn tail at line 3"):
+        ledger.append(record)
+    assert open(ledger.path, "rb").read() == before  # a refused append cuts nothing
+    entry, changed, info = ledger.append(record, repair_torn_tail=True)
     assert changed and entry["seq"] == 3 and info["torn_tail_repaired"] == len(torn)
+    assert open(info["torn_tail_file"], "rb").read() == torn  # the torn bytes were kept aside
     state = ledger.verify()
     assert state["valid"] and not state["torn_tail"] and state["entries"] == 3
 
 
-def test_complete_last_entry_without_newline_is_kept(ledger):
+def test_complete_last_entry_without_newline_is_a_torn_tail(ledger):
     add(ledger, 2)
     with open(ledger.path, "rb") as fh:
         data = fh.read()
     with open(ledger.path, "wb") as fh:
         fh.write(data[:-1])
     state = ledger.verify()
-    assert state["valid"] and state["entries"] == 2 and not state["torn_tail"]
-    entry = ledger.append(build_record("2.1.0", "canary", "promote")[0])[0]
-    assert entry["seq"] == 3 and ledger.verify()["entries"] == 3
+    assert not state["valid"] and state["entries"] == 1 and state["torn_tail"]
+    assert "torn tail at line 2" in state["problem"]
+    with pytest.raises(LedgerError, match="torn tail at line 2"):
+        ledger.append(build_record("2.1.0", "canary", "promote")[0])
+    assert open(ledger.path, "rb").read() == data[:-1]
+    entry, dummy, info = ledger.append(build_record("2.1.0", "canary", "promote")[0], repair_torn_tail=True)
+    assert entry["seq"] == 2 and ledger.verify()["entries"] == 2
+    assert open(info["torn_tail_file"], "rb").read() + b"\n" == data.split(b"\n", 1)[1]
 
 
 def test_redaction_any_depth_case_insensitive(ledger):
