@@ -742,6 +742,13 @@ def log(msg):
 
 
 def parse_args(argv=None):
+    args = _parser().parse_args(argv)
+    if args.graph_port_offset > 0:
+        args.graph_port = args.port + args.graph_port_offset
+    return args
+
+
+def _parser():
     p = argparse.ArgumentParser(prog="python -m demo.service", description=__doc__.split("\n", maxsplit=1)[0])
     p.add_argument("--env-file", required=True, help="flags and fault knobs, KEY=VALUE lines (SIGHUP re-reads)")
     p.add_argument("--port", type=int, required=True, help="API port (127.0.0.1)")
@@ -750,17 +757,21 @@ def parse_args(argv=None):
     p.add_argument("--nats-url", default=os.environ.get("DEMO_NATS_URL", ""),
                    help="nats://[user:pass@]host:port; without it no events are consumed")
     p.add_argument("--stream", default=DEFAULT_STREAM)
-    p.add_argument("--durable", default=DEFAULT_DURABLE)
-    p.add_argument("--deliver", choices=("all", "new"), default="all",
-                   help="where a durable this service creates starts (new: a shadow consumer, e.g. staging)")
+    p.add_argument("--durable", default=os.environ.get("DEMO_DURABLE") or DEFAULT_DURABLE,
+                   help="the JetStream durable consumer (default: $DEMO_DURABLE or %s)" % DEFAULT_DURABLE)
+    p.add_argument("--deliver", choices=("all", "new"), default=os.environ.get("DEMO_DELIVER") or "all",
+                   help="where a durable this service creates starts (new: a shadow consumer, e.g. staging; "
+                        "default: $DEMO_DELIVER or all)")
     p.add_argument("--no-create-consumer", dest="create_consumer", action="store_false",
                    help="never create the durable consumer, only bind to it")
     p.add_argument("--publish-dir", default="", help="where published.jsonl is appended")
     p.add_argument("--graph-port", type=int, default=8002, help="Graph API port when GRAPH_API_ENABLED")
+    p.add_argument("--graph-port-offset", type=int, default=0,
+                   help="when above 0, the Graph API port is --port plus this offset (one command line for every slot)")
     p.add_argument("--faults-file", default=os.environ.get("DEMO_FAULTS_FILE", ""),
                    help="optional KEY=VALUE file whose DEMO_FAULT_* keys override the env file's (a missing file is fine)")
     p.add_argument("--slot", default="", help="where this process runs (stable, canary, ...): recorded, not used")
-    return p.parse_args(argv)
+    return p
 
 
 def main(argv=None):

@@ -4,10 +4,13 @@
     python -m demo.stack.local status --workdir demo/run
     python -m demo.stack.local down   --workdir demo/run
 
-``up`` writes ``<workdir>/stack.json`` (see docs/demo.md for every key), which the
-inventories, the playbooks, ``demo.stack.slot`` and the demo runner read. ``down``
-stops every process the stack (or ``demo.stack.slot``) started, found by the pids
-recorded in the work directory, and leaves none behind.
+``up`` writes ``<workdir>/stack.json`` (see docs/demo.md for every key), which
+``demo.stack.slot`` and the demo runner read, and ``<workdir>/inventory/``: the demo's
+inventory (``inventories/demo``) with the app host (localhost) and ``demo_stack`` (the
+ports it chose) added, which the collection's playbooks run against, as a user's own
+inventory. The stable version is installed by ``stagegate.rollout.install``. ``down``
+stops every process the stack (or its supervisord) started, found by the pids recorded
+in the work directory, and leaves none behind.
 
 As a library: ``with LocalStack(workdir) as stack: ...`` or ``start()`` / ``stop()``.
 """
@@ -15,10 +18,14 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sys
 import time
 import urllib.request
 
+import yaml
+
+from demo.stack import playbook
 from demo.stack import slot as slots
 from demo.stack.ports import free_port, port_open
 
@@ -29,22 +36,8 @@ SUBJECT_PREFIX = "repo.events"
 DURABLE = "org-brain"
 BACKEND = "app"
 SLOTS = ("stable", "canary")
-
-# Flags of the release that runs before the rollout starts (the "current production" v1):
-# it publishes for every repository and has none of the new features.
-STABLE_ENV = """# written by demo.stack.local for the stable slot before any rollout
-CODEX_PUBLISH_ENABLED=true
-CODEX_PUBLISH_PORTAL=external
-CODEX_REPO_INCLUDE_LIST=
-CODEX_EMBEDDINGS_ENABLED=false
-CODEX_OWNERS_ENABLED=false
-POLICY_TRANSPARENCY_ENABLED=false
-MERMAID_GRAPHS_ENABLED=false
-GRAPH_API_ENABLED=false
-CHAOS_ENGINEERING_ENABLED=false
-SLO_MONITORING_ENABLED=false
-"""
-
+SERVICE = "org-brain"
+INVENTORY_SOURCE = os.path.join(REPO_ROOT, "inventories", "demo")
 
 def _components():
     """The launchers of the other demo/stack modules."""
@@ -90,28 +83,22 @@ class LocalStack:
             nats_url = self.nats.url
             asyncio.run(_ensure_stream(nats_url))
 
+            app = os.path.join(wd, "app")
             slot_info = {}
             for name in SLOTS:
+                port = _port_pair()
                 slot_info[name] = {
                     "server": name,
-                    "port": free_port(),
-                    "graph_port": free_port(),
-                    "env_file": os.path.join(wd, "services", "%s.env" % name),
-                    "state_file": os.path.join(wd, "services", "%s.json" % name),
-                    "log": os.path.join(wd, "services", "%s.log" % name),
+                    "port": port,
+                    "graph_port": port + 1,
+                    "program": "%s-%s" % (SERVICE, name),
+                    "env_file": os.path.join(app, name, "service.env"),
+                    "log": os.path.join(app, name, "service.log"),
+                    "url": "http://127.0.0.1:%d" % port,
+                    "graph_url": "http://127.0.0.1:%d" % (port + 1),
                 }
-                slot_info[name]["url"] = "http://127.0.0.1:%d" % slot_info[name]["port"]
-                slot_info[name]["graph_url"] = "http://127.0.0.1:%d" % slot_info[name]["graph_port"]
-                for stale in (slot_info[name]["state_file"],):
-                    if os.path.exists(stale):
-                        os.remove(stale)
-            with open(slot_info["stable"]["env_file"], "w", encoding="utf-8") as fh:
-                fh.write(STABLE_ENV)
             with open(os.path.join(wd, "services", "faults.env"), "w", encoding="utf-8") as fh:
                 fh.write("# DEMO_FAULT_* knobs for every slot; KEY__V3=... applies to version v3 only\n")
-            if not os.path.exists(slot_info["canary"]["env_file"]):
-                with open(slot_info["canary"]["env_file"], "w", encoding="utf-8") as fh:
-                    fh.write(STABLE_ENV.replace("stable slot", "canary slot"))
 
             self.haproxy = HAProxy(os.path.join(wd, "haproxy"), backends={BACKEND: [
                 ("stable", "127.0.0.1:%d" % slot_info["stable"]["port"], 100),
@@ -152,19 +139,30 @@ class LocalStack:
                     "servers": {n: n for n in SLOTS}, "pid": _pid_of(self.haproxy),
                 },
                 "slots": slot_info,
+                "supervisor": {"conf": os.path.join(wd, "app", "supervisor", "supervisord.conf"),
+                               "pid_file": os.path.join(wd, "app", "supervisor", "supervisord.pid"),
+                               "supervisorctl": os.path.join(playbook.BIN, "supervisorctl")},
+                "inventory": os.path.join(wd, "inventory"),
                 "faults_file": os.path.join(wd, "services", "faults.env"),
                 "publish_dir": os.path.join(wd, "publish"),
                 "publish_file": os.path.join(wd, "publish", "published.jsonl"),
                 "service_module": "demo.service",
             }
             self.refresh()
+            write_inventory(self.info)
             if self.start_stable:
-                slots.start(self.info, "stable", self.stable_version)
-                self.wait_routed(self.stable_version)
+                self.install(self.stable_version)
             return self
         except BaseException:
             self.stop()
             raise
+
+    def install(self, version):
+        """Install ``version`` in the stable slot with the collection's stagegate.rollout.install playbook."""
+        rc, out = playbook.run(self.info, "install", version, log=os.path.join(self.workdir, "logs", "install.log"))
+        if rc != 0:
+            raise RuntimeError("stagegate.rollout.install of %s failed (rc %d):\n%s" % (version, rc, out[-4000:]))
+        self.wait_routed(version)
 
     def refresh(self):
         """Re-record the components' pids (after a restart, e.g. a chaos drill) and rewrite stack.json."""
@@ -212,12 +210,11 @@ class LocalStack:
 
     def stop(self):
         info = self.info or (_read(self.stack_file) if os.path.exists(self.stack_file) else None)
-        if info:
-            for name in info.get("slots", {}):
-                try:
-                    slots.stop(info, name)
-                except Exception:
-                    pass
+        if info and info.get("supervisor"):
+            try:
+                slots.shutdown(info)
+            except Exception:
+                pass
         for comp in (self.prometheus, self.haproxy, self.nats):
             if comp is not None:
                 try:
@@ -242,9 +239,9 @@ class LocalStack:
 
 def stop_recorded(info):
     """Stop everything recorded in a stack.json written by another process (``down``)."""
-    for name in info.get("slots", {}):
+    if info.get("supervisor"):
         try:
-            slots.stop(info, name)
+            slots.shutdown(info)
         except Exception:
             pass
     for comp in ("prometheus", "haproxy", "nats"):
@@ -261,11 +258,46 @@ def pids(info):
         entry = info.get(comp) or {}
         if entry.get("pid") and slots.alive(entry["pid"], entry.get("pid_start") or -1):
             out[comp] = entry["pid"]
-    for name in info.get("slots", {}):
-        st = slots.read_state(info, name) or {}
-        if slots.alive(st.get("pid"), st.get("start_time")):
-            out["slot:" + name] = st["pid"]
+    if info.get("supervisor"):
+        sup = slots.supervisord_pid(info)
+        if sup:
+            out["supervisord"] = sup
+            for name in info.get("slots", {}):
+                p = slots.pid(info, name)
+                if p:
+                    out["slot:" + name] = p
     return out
+
+
+def write_inventory(info):
+    """``<workdir>/inventory``: the demo's inventory (inventories/demo), the app host and ``demo_stack``."""
+    dest = info["inventory"]
+    if os.path.isdir(dest):
+        shutil.rmtree(dest)
+    shutil.copytree(INVENTORY_SOURCE, dest)
+    hosts = {"all": {"children": {"demo_app": {"hosts": {"localhost": {
+        "ansible_connection": "local", "ansible_python_interpreter": info["python"]}}}}}}
+    stack = {"workdir": info["workdir"], "python": info["python"], "repo_root": info["repo_root"],
+             "bin_dir": playbook.BIN, "publish_dir": info["publish_dir"], "faults_file": info["faults_file"],
+             "nats": {k: info["nats"][k] for k in ("url", "stream", "subjects", "durable")},
+             "prometheus": {"url": info["prometheus"]["url"]},
+             "haproxy": {"socket_path": info["haproxy"]["socket_path"], "backend": info["haproxy"]["backend"]},
+             "slots": {n: {"port": v["port"]} for n, v in info["slots"].items()}}
+    with open(os.path.join(dest, "hosts.yml"), "w", encoding="utf-8") as fh:
+        fh.write("# written by demo.stack.local: the demo's one app host\n")
+        yaml.safe_dump(hosts, fh, default_flow_style=False)
+    with open(os.path.join(dest, "group_vars", "all", "stack.yml"), "w", encoding="utf-8") as fh:
+        fh.write("# written by demo.stack.local: the loopback ports, sockets and URLs of this stack\n")
+        yaml.safe_dump({"demo_stack": stack}, fh, default_flow_style=False)
+
+
+def _port_pair():
+    """A free port whose next port is free too (the Graph API of a slot listens on port + 1)."""
+    for _ in range(50):
+        p = free_port()
+        if p < 65535 and not port_open(p + 1):
+            return p
+    raise RuntimeError("no free pair of ports")
 
 
 def prom_query(url, query, timeout=5.0):
