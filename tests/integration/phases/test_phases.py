@@ -1,4 +1,6 @@
-"""The phase playbooks against the real local stack (NATS JetStream, Prometheus, HAProxy, the demo service).
+"""The phase playbooks (FQCN, stagegate.rollout.<phase>) against the real local stack (NATS JetStream,
+Prometheus, HAProxy, the demo service in a stable and a canary slot under supervisord), through the demo's
+inventory (inventories/demo: kind hosts on localhost), as a user runs them.
 
 A good release v2 is promoted through staging, canary, production and advanced (weights, flags in
 the env files, JetStream retention per phase, ledger verified); a bad release v3 (20 % errors once it
@@ -17,6 +19,7 @@ import time
 import pytest
 
 from demo.loadgen import LoadGen
+from demo.stack import playbook
 from demo.stack.local import LocalStack
 from demo.stack import slot as slots
 
@@ -51,24 +54,13 @@ def stack(tmp_path_factory):
             lg.stop()
 
 
-def run(info, playbook, inventory, version, timeout=240, extra=None):
-    ev = {"rollout_version": version, "auto_approve": True,
-          "demo_stack_file": os.path.join(info["workdir"], "stack.json"),
-          "rollout_ledger_path": os.path.join(info["workdir"], "ledger.jsonl"), "rollout_shortened": True}
+def run(info, name, version, timeout=600, extra=None):
+    """ansible-playbook -i <stack>/inventory stagegate.rollout.<name> -e rollout_version=<version> ..."""
+    ev = {"rollout_auto_approve": True, "demo_shortened": True}
     ev.update(extra or {})
-    ev_file = os.path.join(info["workdir"], "ev-%s-%s.json" % (version, playbook))
-    with open(ev_file, "w", encoding="utf-8") as fh:
-        json.dump(ev, fh)
-    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "inventories/%s" % inventory,
-            "playbooks/%s.yml" % playbook, "-e", "@" + ev_file]
-    if not HAS_RETENTION_ROLE:
-        argv += ["--skip-tags", "retention"]
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_PIPELINING="1", PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-    with open(os.path.join(info["workdir"], "log-%s-%s.txt" % (version, playbook)), "w", encoding="utf-8") as fh:
-        fh.write(proc.stdout + proc.stderr)
-    return proc.returncode, proc.stdout + proc.stderr
+    args = () if HAS_RETENTION_ROLE else ("--skip-tags", "retention")
+    return playbook.run(info, name, version, extra=ev, args=args, timeout=timeout,
+                        log=os.path.join(info["workdir"], "log-%s-%s.txt" % (version, name)))
 
 
 def weights(info):
@@ -118,14 +110,14 @@ def check_retention(info, expected):
 
 def test_good_release_promoted_through_all_phases(stack):
     info = stack
-    rc, out = run(info, "staging", "staging", "v2")
+    rc, out = run(info, "staging", "v2")
     assert rc == 0, out[-3000:]
     assert weights(info)["canary"] == 0
     assert not slots.status(info, "canary")["running"], "staging leaves no build-only version running"
     assert env_of(info, "canary")["CODEX_PUBLISH_PORTAL"] == "build-only"
     check_retention(info, ROLLOUT_RETENTION)
 
-    rc, out = run(info, "canary", "canary", "v2")
+    rc, out = run(info, "canary", "v2")
     assert rc == 0, out[-3000:]
     assert weights(info) == {"stable": 0, "canary": 100}
     env = env_of(info, "canary")
@@ -136,7 +128,7 @@ def test_good_release_promoted_through_all_phases(stack):
     steps = [e for e in ledger(info) if e["release"] == "v2" and e["phase"] == "canary" and e["event"] == "gate"]
     assert len(steps) == 4 and all(e["decision"] == "pass" for e in steps)
 
-    rc, out = run(info, "production", "production", "v2")
+    rc, out = run(info, "production", "v2")
     assert rc == 0, out[-3000:]
     assert weights(info) == {"stable": 100, "canary": 0}
     assert slots.status(info, "stable")["version"] == "v2"
@@ -145,7 +137,7 @@ def test_good_release_promoted_through_all_phases(stack):
     assert env["CODEX_REPO_INCLUDE_LIST"] == "" and env["MERMAID_GRAPHS_ENABLED"] == "true"
     check_retention(info, STEADY_RETENTION)
 
-    rc, out = run(info, "advanced", "advanced", "v2")
+    rc, out = run(info, "advanced", "v2")
     assert rc == 0, out[-3000:]
     env = env_of(info, "stable")
     assert env["GRAPH_API_ENABLED"] == "true" and env["CHAOS_ENGINEERING_ENABLED"] == "true"
@@ -161,9 +153,9 @@ def test_good_release_promoted_through_all_phases(stack):
 
 def test_bad_release_rolled_back_at_canary(stack):
     info = stack
-    rc, out = run(info, "staging", "staging", "v3")
+    rc, out = run(info, "staging", "v3")
     assert rc == 0, "the fault only shows once v3 publishes externally: " + out[-3000:]
-    rc, out = run(info, "canary", "canary", "v3")
+    rc, out = run(info, "canary", "v3")
     assert rc != 0, "the bad canary must fail the play"
     assert weights(info) == {"stable": 100, "canary": 0}
     assert not slots.status(info, "canary")["running"]
@@ -200,14 +192,14 @@ def test_bad_release_rolled_back_at_canary(stack):
 
 def test_status_and_killswitch(stack):
     info = stack
-    rc, out = run(info, "status", "production", "v2", timeout=120)
+    rc, out = run(info, "status", "v2", timeout=120)
     assert rc == 0, out[-3000:]
     assert '"ledger_valid": true' in out or "'ledger_valid': True" in out or '"ledger_valid": True' in out
-    rc, out = run(info, "killswitch", "production", "v2", extra={"reason": "test"}, timeout=120)
+    rc, out = run(info, "killswitch", "v2", extra={"reason": "test"}, timeout=120)
     assert rc == 0, out[-3000:]
     assert env_of(info, "stable")["CODEX_PUBLISH_ENABLED"] == "false"
     assert ledger(info)[-1]["event"] == "killswitch"
-    rc, out = run(info, "killswitch", "production", "v2", extra={"reason": "back on", "killswitch_value": True},
+    rc, out = run(info, "killswitch", "v2", extra={"reason": "back on", "killswitch_value": True},
                   timeout=120)
     assert rc == 0, out[-3000:]
     assert env_of(info, "stable")["CODEX_PUBLISH_ENABLED"] == "true"
@@ -215,27 +207,25 @@ def test_status_and_killswitch(stack):
 
 def _canary_plan():
     import yaml
-    with open(os.path.join(ROOT, "inventories", "canary", "group_vars", "all", "phase.yml"), encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    with open(os.path.join(ROOT, "inventories", "demo", "group_vars", "all", "phases.yml"), encoding="utf-8") as fh:
+        return yaml.safe_load(fh)["rollout_canary"]
 
 
 def _bad_plans():
     plan = _canary_plan()
-    steps, gates = plan["rollout_canary_steps"], plan["rollout_gates"]
+    steps = plan["steps"]
     descending = [dict(steps[1]), dict(steps[0])] + [dict(s) for s in steps[2:]]
     too_high = [dict(s) for s in steps[:-1]] + [dict(steps[-1], weight=150)]
-    no_threshold = [{k: v for k, v in g.items() if k not in ("lt", "le", "gt", "ge")} if i == 0 else g
-                    for i, g in enumerate(gates)]
+    no_threshold = [{"name": "canary error rate", "query": "vector(0)"}]
     return [
-        ("unknown flag", {"rollout_flags": dict(plan["rollout_flags"], CODEX_TELEPORT_ENABLED=True)},
-         "CODEX_TELEPORT_ENABLED"),
-        ("flag before its phase", {"rollout_flags": dict(plan["rollout_flags"], GRAPH_API_ENABLED=True)},
-         "GRAPH_API_ENABLED"),
-        ("weights not ascending", {"rollout_canary_steps": descending}, "phase_canary_steps"),
-        ("weight above 100", {"rollout_canary_steps": too_high}, "phase_canary_steps"),
-        ("gate without threshold", {"rollout_gates": no_threshold}, "phase_canary_gates"),
-        ("malformed retention", {"rollout_retention": {"max_age": "72 hours", "max_msgs": -1, "max_bytes": -1}},
-         "max_age"),
+        ("unknown flag", {"flags": dict(plan["flags"], CODEX_TELEPORT_ENABLED=True)}, "CODEX_TELEPORT_ENABLED"),
+        ("flag before its phase", {"flags": dict(plan["flags"], GRAPH_API_ENABLED=True)}, "GRAPH_API_ENABLED"),
+        ("weights not ascending", {"steps": descending}, "rollout_canary.steps"),
+        ("weight above 100", {"steps": too_high}, "rollout_canary.steps"),
+        ("gate without threshold", {"gates": no_threshold}, "rollout_canary.gates"),
+        ("two thresholds", {"gates": [{"name": "g", "query": "vector(0)", "lt": 1, "gt": 0}]}, "rollout_canary.gates"),
+        ("malformed retention", {"retention": {"max_age": "72 hours", "max_msgs": -1, "max_bytes": -1}}, "max_age"),
+        ("unknown plan key", {"stpes": steps}, "stpes"),
         ("never staged", {"rollout_version": "v9"}, "fingerprint"),
     ]
 
@@ -251,8 +241,10 @@ def test_bad_inventory_refused_before_any_change(stack, case):
         return (len(ledger(info)) if os.path.exists(path) else 0, weights(info), env_of(info, "stable"),
                 env_of(info, "canary"), slots.status(info, "canary")["running"])
     before = state()
+    extra = dict(extra)
     version = extra.pop("rollout_version", "v2")
-    rc, out = run(info, "canary", "canary", version, extra=dict(extra, phase_canary_rerun=True), timeout=180)
+    rc, out = run(info, "canary", version, timeout=180,
+                  extra={"rollout_rerun": True, "rollout_canary": dict(_canary_plan(), **extra)})
     assert rc != 0, out[-3000:]
     assert needle in out, out[-3000:]
     assert "rolled back" not in out, "a bad plan must be refused before anything runs: " + out[-3000:]
@@ -260,9 +252,9 @@ def test_bad_inventory_refused_before_any_change(stack, case):
 
 
 def test_monitor_sentinels_and_drift(stack):
-    """monitor.yml: the sentinels answer through the stable slot, the CUSUM state is kept, nothing is killed."""
+    """stagegate.rollout.monitor: the sentinels answer on the stable slot, the CUSUM state is kept, nothing is killed."""
     info = stack
-    rc, out = run(info, "monitor", "advanced", "v2", timeout=180)
+    rc, out = run(info, "monitor", "v2", timeout=180)
     assert rc == 0, out[-3000:]
     assert "3/3 returned results" in out, out[-3000:]
     assert os.path.exists(os.path.join(info["workdir"], "rollout-state", "drift-stable-error-ratio.json"))
@@ -270,9 +262,9 @@ def test_monitor_sentinels_and_drift(stack):
 
 
 def test_site_promotes_a_good_release_through_all_phases(stack):
-    """site.yml runs the four phases in order for a new good release (each loading its own inventory)."""
+    """stagegate.rollout.site runs the four phases in order for a new good release (each its own plan)."""
     info = stack
-    rc, out = run(info, "site", "staging", "v4", timeout=900)
+    rc, out = run(info, "site", "v4", timeout=900)
     assert rc == 0, out[-4000:]
     promoted = [e["phase"] for e in ledger(info) if e["release"] == "v4" and e["event"] == "promote"]
     assert promoted == ["staging", "canary", "production", "advanced"]
