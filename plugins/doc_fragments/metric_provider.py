@@ -33,6 +33,8 @@ options:
       url:
         description:
           - V(prometheus) - the server's base URL, for example V(http://127.0.0.1:9090).
+          - Userinfo in the URL (C(http://user:pass@host)) is used for basic authentication and treated as a secret
+            (C(no_log), removed from every message), as in O(provider.targets[].url).
           - V(prometheus_text) - the C(/metrics) URL to scrape (or use O(provider.targets)).
           - V(http_json) - the URL of the JSON document.
         type: str
@@ -55,7 +57,7 @@ options:
         description: V(prometheus_text) only - labels added to every scraped series (for example C(job)).
         type: dict
       token:
-        description: Bearer token sent as C(Authorization) header. Never logged.
+        description: Bearer token sent as C(Authorization) header. Never logged, removed from every message.
         type: str
       username:
         description: User name for HTTP basic authentication.
@@ -81,12 +83,25 @@ options:
       retries:
         description:
           - Retries after a connection error, a timeout or an HTTP 5xx answer (0 to 10). Rejected queries
-            (HTTP 4xx) are not retried.
-          - The longest a query can take is about (O(provider.retries) + 1) x O(provider.timeout) plus the backoff.
+            (HTTP 4xx) are not retried; a 5xx still answered after the retries makes the provider unreachable
+            (the status is in the error), it is never taken as a result.
+          - Without a deadline, the longest a query can take is about (O(provider.retries) + 1) x
+            O(provider.timeout) plus the backoff.
         type: int
         default: 2
       retry_backoff:
         description: Seconds before the first retry; doubled before each further retry (at most 30 s).
         type: float
         default: 0.5
+      deadline:
+        description:
+          - Seconds one evaluation may take - all the checks of a gate round, all the queries of a judge's look or
+            of a M(stagegate.rollout.metric_query) task.
+          - Every HTTP attempt waits at most the time left, no retry starts after it, and when it passes the
+            queries not answered fail closed with an error naming the budget.
+          - M(stagegate.rollout.metric_gate) (its O(stagegate.rollout.metric_gate#module:timeout), default 30 s) and
+            M(stagegate.rollout.canary_judge) (the time left of its O(stagegate.rollout.canary_judge#module:timeout))
+            set their own budget; the smaller applies.
+          - Default none - only O(provider.timeout) x attempts bounds a query.
+        type: float
 """

@@ -17,8 +17,9 @@ Providers (``spec['type']``):
     The HTTP API (``/api/v1/query``, ``/api/v1/query_range``). Bearer token or
     basic auth, custom CA, TLS verification on by default, a timeout per request
     and bounded retries with exponential backoff on connection errors and HTTP
-    5xx. Errors Prometheus reports (bad PromQL, execution errors) are raised as
-    :class:`QueryError` carrying Prometheus's own text verbatim.
+    5xx (a 5xx that persists through the retries is :class:`UnreachableError`,
+    never a result). Errors Prometheus reports (bad PromQL, execution errors) are
+    raised as :class:`QueryError` carrying Prometheus's own text verbatim.
 
 ``prometheus_text``
     Scrapes one or more ``/metrics`` endpoints (Prometheus text exposition
@@ -56,6 +57,19 @@ Providers (``spec['type']``):
     (one sample), ``null`` (no data), a list of numbers (one sample per item,
     label ``index``) or an object of numbers (label ``key``).
 
+Deadline: ``deadline`` (seconds) bounds one *evaluation* - from ``begin_round()``
+(or the first request when no round was begun) until the next ``begin_round()``.
+Every HTTP attempt waits at most ``min(timeout, time left)``, no retry starts
+once the deadline has passed, and a request cut by the deadline (or not sent
+because of it) raises :class:`DeadlineError` naming the budget. ``begin_round(budget)``
+lets a caller (a gate, a judge's look) impose its own budget; the smaller wins.
+
+Secrets: :func:`provider_secrets` lists every secret a spec carries (token,
+password, URL userinfo, the ``Authorization`` header values derived from them);
+:func:`scrub` removes them (and any URL userinfo) from text, dicts and lists.
+Errors raised here are already scrubbed; modules scrub their whole output with
+the same function.
+
 Query templates: ``${name}`` placeholders are replaced by variables (service,
 version, window, ...). Inside a PromQL string the value is escaped for that
 string (and regex-escaped inside ``=~`` / ``!~`` matchers); outside strings only
@@ -68,6 +82,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import json
 import math
 import re
@@ -75,11 +90,11 @@ import socket
 import ssl
 import time
 
-from ansible.module_utils.six.moves.urllib.parse import urlencode, urlsplit, urlunsplit
+from ansible.module_utils.six.moves.urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.urls import Request, SSLValidationError, make_context
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
-from ansible.module_utils.common.text.converters import to_native, to_text
+from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
 
 try:
     from http.client import HTTPException
@@ -122,9 +137,12 @@ PROVIDER_OPTIONS = dict(
     timeout=dict(type="float", default=10.0),
     retries=dict(type="int", default=2),
     retry_backoff=dict(type="float", default=0.5),
+    deadline=dict(type="float"),
 )
 SECRET_KEYS = ("token", "password")
+REDACTED = "********"
 MAX_RETRIES = 10
+MAX_DEADLINE = 86400.0
 GET_LIMIT = 4000        # longer queries are POSTed (form-encoded), as the Prometheus API accepts both
 
 
@@ -150,6 +168,10 @@ class ProviderError(MetricError):
 
 class UnreachableError(ProviderError):
     """Connection errors / timeouts / HTTP 5xx persisted through every retry."""
+
+
+class DeadlineError(UnreachableError):
+    """The evaluation's deadline passed: a request was cut short or not sent (the rest is left undone)."""
 
 
 class QueryError(ProviderError):
@@ -354,6 +376,101 @@ def _redact_url(url):
     return urlunsplit(parts)
 
 
+# ``scheme://userinfo@`` anywhere in a text (the userinfo never holds / ? # @ or spaces)
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s]+)@")
+
+
+def _basic_forms(username, password):
+    """The base64 ``user:pass`` of a basic Authorization header (with and without padding)."""
+    raw = base64.b64encode(to_bytes("%s:%s" % (username, password), errors="surrogate_or_strict"))
+    text = to_text(raw)
+    return [text, text.rstrip("=")]
+
+
+def url_secrets(url):
+    """The secrets carried in the userinfo of a URL: the userinfo itself, its password (as written and
+    percent-decoded) and the base64 ``user:pass`` a basic Authorization header made from it would carry."""
+    if not isinstance(url, str):
+        return []
+    out = []
+    for m in _URL_USERINFO.finditer(url):
+        userinfo = m.group("userinfo")
+        out.append(userinfo)
+        user, sep, password = userinfo.partition(":")
+        if sep and password:
+            out.extend([password, unquote(password)])
+        out.extend(_basic_forms(unquote(user), unquote(password)))
+        out.extend(_basic_forms(user, password))
+    return out
+
+
+def provider_secrets(spec):
+    """Every secret value of a provider spec (to hide from any output): token and password, the
+    ``Authorization`` header values made of them (``Bearer <token>``, base64 of ``user:pass``) and the
+    userinfo of ``url`` and ``targets[].url`` (see :func:`url_secrets`). Longest first."""
+    if not isinstance(spec, dict):
+        return []
+    found = set()
+    for key in SECRET_KEYS:
+        value = spec.get(key)
+        if isinstance(value, str) and value:
+            found.add(value)
+    if isinstance(spec.get("token"), str) and spec["token"]:
+        found.add("Bearer %s" % spec["token"])
+    if isinstance(spec.get("username"), str) and spec["username"]:
+        found.update(_basic_forms(spec["username"], spec.get("password") or ""))
+    found.update(url_secrets(spec.get("url")))
+    for target in spec.get("targets") or []:
+        if isinstance(target, dict):
+            found.update(url_secrets(target.get("url")))
+    return sorted((s for s in found if s), key=lambda s: (-len(s), s))
+
+
+def params_secrets(params):
+    """The secrets of every provider spec in a module's parameters, wherever it is nested (``provider``,
+    ``checks[].provider``, ...), and the userinfo of any URL among them. Longest first."""
+    found = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            found.update(provider_secrets(value))
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v)
+        elif isinstance(value, str):
+            found.update(url_secrets(value))
+    walk(params)
+    return sorted((s for s in found if s), key=lambda s: (-len(s), s))
+
+
+def scrub(value, secrets=()):
+    """``value`` without secrets: in every string (also inside dicts and lists) each known secret (see
+    :func:`provider_secrets`) and the userinfo of any URL become ``********``. Other values are returned
+    as they are. The one function every message and result of the metric modules passes through."""
+    if isinstance(value, dict):
+        return dict((k, scrub(v, secrets)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [scrub(v, secrets) for v in value]
+    if isinstance(value, bytes):
+        value = to_text(value, errors="replace")
+    if not isinstance(value, str):
+        return value
+    text = _URL_USERINFO.sub(lambda m: m.group("scheme") + REDACTED + "@", value)
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def protect_module(module, params=None):
+    """Register the provider secrets of ``module.params`` as ``no_log`` values (so the invocation shown at
+    ``-vvv`` has ``********`` for them) and return them, for :func:`scrub`."""
+    secrets = params_secrets(module.params if params is None else params)
+    module.no_log_values.update(secrets)
+    return secrets
+
+
 def _check_url(url, field):
     if not isinstance(url, str) or not url:
         raise ProviderError("%s is required (an http:// or https:// URL)" % field)
@@ -376,8 +493,18 @@ def _open(url, method="GET", context=None, **kw):
     return Request().open(method, url, context=context, **kw)
 
 
+def seconds_text(seconds):
+    """A budget in seconds for messages (``1.5``, ``30``, ``0.25``)."""
+    return "%g" % round(seconds, 2)
+
+
+def _plural(n, one, many):
+    return one if n == 1 else many
+
+
 class _Http(object):
-    """GET/POST with a timeout, bounded retries (exponential backoff) on connection errors and 5xx."""
+    """GET/POST with a timeout, bounded retries (exponential backoff) on connection errors and 5xx, a per-round
+    breaker and the evaluation's deadline."""
 
     def __init__(self, spec, name):
         self.name = name
@@ -390,14 +517,40 @@ class _Http(object):
         self.timeout = spec.get("timeout", 10.0)
         self.retries = spec.get("retries", 2)
         self.backoff = spec.get("retry_backoff", 0.5)
+        self.deadline = spec.get("deadline")      # seconds per evaluation (None: only timeout x attempts)
+        self.secrets = provider_secrets(spec)
         self.sleep = time.sleep
+        self.clock = time.monotonic
         self.requests = 0
         self._context = None
         self.down = None        # UnreachableError of this round: later requests fail fast, not after more retries
+        self.budget = None      # the budget of the current evaluation (seconds), None when unbounded
+        self.deadline_at = None
+        self.started = False
 
-    def reset(self):
-        """A new evaluation round: try the endpoint again."""
+    def reset(self, budget=None):
+        """A new evaluation round: try the endpoint again; the round's deadline is the smaller of the spec's
+        ``deadline`` and ``budget`` (seconds from now), if any."""
         self.down = None
+        budgets = [b for b in (self.deadline, budget) if b is not None]
+        self.budget = max(0.0, min(budgets)) if budgets else None
+        self.deadline_at = self.clock() + self.budget if self.budget is not None else None
+        self.started = True
+
+    def extend(self, seconds):
+        """Move the deadline by ``seconds`` (a deliberate wait, such as a rate window, is not the server's)."""
+        if self.deadline_at is not None and seconds > 0:
+            self.deadline_at += seconds
+
+    def left(self):
+        """Seconds left before the deadline (None without one)."""
+        if self.deadline_at is None:
+            return None
+        return self.deadline_at - self.clock()
+
+    def expired(self):
+        left = self.left()
+        return left is not None and left <= 0
 
     def context(self, url):
         """The SSL context, made on first use (Request.open would make one per request, even for http)."""
@@ -411,22 +564,34 @@ class _Http(object):
                 raise ProviderError("%s: cannot load TLS settings (ca_path %s): %s" % (self.name, self.ca_path, exc))
         return self._context
 
-    def _secrets(self):
-        return [s for s in (self.token, self.password) if s]
-
     def _scrub(self, text):
-        text = to_native(text)
-        for s in self._secrets():
-            text = text.replace(to_native(s), "********")
-        return text
+        """``text`` (an exception, a payload) scrubbed of this provider's secrets - before any truncation, so a
+        secret is never cut in half and shown in part."""
+        if not isinstance(text, (bytes, str)):
+            text = to_native(text)
+        return scrub(text, self.secrets)
+
+    def _deadline_error(self, shown, made, attempts, started, last):
+        where = "%s %s" % (self.name, _redact_url(shown))
+        if not made:
+            return DeadlineError("%s: the evaluation's deadline (%s s) passed before this request was sent; "
+                                 "left undone" % (where, seconds_text(self.budget)))
+        skipped = attempts - made
+        return DeadlineError("%s: the evaluation's deadline (%s s) passed after %d attempt(s) in %.1f s (last: %s)%s; "
+                             "left undone"
+                             % (where, seconds_text(self.budget), made, self.clock() - started, last,
+                                "; %d %s not made" % (skipped, _plural(skipped, "retry", "retries")) if skipped else ""))
 
     def request(self, url, data=None, accept="application/json"):
-        """Return ``(status, body_bytes)`` for 2xx and 4xx; raise UnreachableError when retries run out.
+        """Return ``(status, body_bytes)`` for 2xx and 4xx; raise UnreachableError when retries run out
+        (connection errors, timeouts, HTTP 5xx), DeadlineError when the evaluation's deadline passes.
 
         Once unreachable, every further request fails at once with the same error until ``reset()``
         (the next evaluation round), so a gate of many checks against a stalled server stays bounded
         by one query's retries instead of one per check.
         """
+        if not self.started:
+            self.reset()
         if self.down is not None:
             raise UnreachableError("%s (not retried again in this evaluation)" % self.down)
         headers = {"Accept": accept, "User-Agent": "stagegate.rollout-metrics"}
@@ -445,13 +610,19 @@ class _Http(object):
                 method = "POST"
                 headers["Content-Type"] = "application/x-www-form-urlencoded"
         attempts = self.retries + 1
-        started = time.monotonic()
+        started = self.clock()
         last = None
+        made = 0
         for attempt in range(attempts):
+            left = self.left()
+            if left is not None and left <= 0:
+                raise self._deadline_error(shown, made, attempts, started, last)
+            timeout = self.timeout if left is None else min(self.timeout, left)
+            made += 1
             self.requests += 1
             try:
                 resp = _open(url, data=body, headers=headers, method=method, use_proxy=self.use_proxy,
-                             timeout=self.timeout, validate_certs=self.validate_certs,
+                             timeout=timeout, validate_certs=self.validate_certs,
                              url_username=self.username, url_password=self.password,
                              force_basic_auth=bool(self.username), ca_path=self.ca_path,
                              follow_redirects="safe", use_netrc=False, context=self.context(url))
@@ -466,10 +637,8 @@ class _Http(object):
                     payload = b""
                 if exc.code < 500:
                     return exc.code, payload
-                last = "HTTP %d %s" % (exc.code, self._scrub(_short(payload) or exc.reason))
-                last_payload = (exc.code, payload)
-                if attempt + 1 >= attempts:
-                    return last_payload
+                # a server that keeps answering 5xx is as unusable as one that does not answer
+                last = "HTTP %d %s" % (exc.code, _short(self._scrub(payload or exc.reason or b"")))
             except SSLValidationError as exc:
                 raise ProviderError("%s %s: TLS certificate verification failed: %s (set ca_path to the CA that "
                                     "signed it; validate_certs: false only for testing)"
@@ -480,14 +649,23 @@ class _Http(object):
                     raise ProviderError("%s %s: TLS error: %s (check ca_path / validate_certs)"
                                         % (self.name, _redact_url(shown), self._scrub(reason)))
                 last = self._scrub(reason)
+                if isinstance(reason, socket.timeout) or "timed out" in str(reason):
+                    last = "timed out after %.1f s" % timeout
             except (socket.timeout, ConnectionError, UrlsConnectionError, HTTPException, OSError) as exc:
                 last = self._scrub("%s: %s" % (type(exc).__name__, exc) if not str(exc) else exc)
                 if isinstance(exc, socket.timeout) or "timed out" in str(exc):
-                    last = "timed out after %.1f s" % self.timeout
+                    last = "timed out after %.1f s" % timeout
             if attempt + 1 < attempts:
-                self.sleep(min(self.backoff * (2 ** attempt), 30.0))
+                pause = min(self.backoff * (2 ** attempt), 30.0)
+                left = self.left()
+                if left is not None and left <= pause:
+                    # the retry could not start before the deadline: do not wait for nothing
+                    raise self._deadline_error(shown, made, attempts, started, last)
+                self.sleep(pause)
+        if self.expired():
+            raise self._deadline_error(shown, made, attempts, started, last)
         self.down = ("%s %s unreachable after %d attempt(s) in %.1f s (timeout %.1f s each): %s"
-                     % (self.name, _redact_url(shown), attempts, time.monotonic() - started, self.timeout, last))
+                     % (self.name, _redact_url(shown), attempts, self.clock() - started, self.timeout, last))
         raise UnreachableError(self.down)
 
 
@@ -516,11 +694,27 @@ class Provider(object):
     def query_range(self, expr, start, end, step):
         raise ProviderError("%s provider: range queries are only supported by the prometheus provider" % self.kind)
 
-    def begin_round(self):
-        """Called by a gate before each evaluation round (providers that cache scrapes drop them)."""
+    def begin_round(self, budget=None):
+        """Called before each evaluation (a gate's round, a judge's look): the endpoint is tried again and
+        the evaluation gets its deadline - the smaller of the spec's ``deadline`` and ``budget`` seconds
+        from now (none when neither is set). Providers that cache scrapes drop them."""
         http = getattr(self, "http", None)
         if http is not None:
-            http.reset()
+            http.reset(budget)
+
+    def budget(self):
+        """Seconds of the current evaluation's deadline (None when unbounded)."""
+        http = getattr(self, "http", None)
+        return http.budget if http is not None else None
+
+    def deadline_passed(self):
+        """Whether the current evaluation's deadline has passed (every further query would fail at once)."""
+        http = getattr(self, "http", None)
+        return http is not None and http.started and http.expired()
+
+    def secrets(self):
+        """The secret values of this provider's spec (see :func:`provider_secrets`)."""
+        return provider_secrets(self.spec)
 
     def describe(self):
         return {"type": self.kind, "url": _redact_url(self.spec.get("url") or "")}
@@ -564,37 +758,31 @@ class PrometheusProvider(Provider):
 
     def _api(self, path, data):
         url = self.base + path
-        status, payload = self.http.request(url, data=data)
+        status, payload = self.http.request(url, data=data)      # 2xx or 4xx: 5xx raise UnreachableError
+        scrub_text = self.http._scrub
         try:
             doc = json.loads(to_text(payload))
         except ValueError:
             doc = None
         if not isinstance(doc, dict):
-            if status >= 500:
-                raise UnreachableError("Prometheus %s: HTTP %d after %d attempt(s): %s"
-                                       % (_redact_url(url), status, self.http.retries + 1,
-                                          self.http._scrub(_short(payload))))
             if status in (401, 403):
                 raise ProviderError("Prometheus %s: HTTP %d: authentication failed (check token / username / "
                                     "password)" % (_redact_url(url), status))
             raise ProviderError("Prometheus %s: HTTP %d, response is not Prometheus API JSON: %s"
-                                % (_redact_url(url), status, self.http._scrub(_short(payload))))
+                                % (_redact_url(url), status, _short(scrub_text(payload))))
         if doc.get("status") != "success":
-            error = doc.get("error", "")
-            etype = doc.get("errorType", "")
+            error = scrub_text(to_text(doc.get("error", "")))
+            etype = scrub_text(to_text(doc.get("errorType", "")))
             if status in (400, 422) or etype in ("bad_data", "execution"):
                 raise QueryError("Prometheus rejected the query (%s, HTTP %d): %s" % (etype, status, error))
             if status in (401, 403):
                 raise ProviderError("Prometheus %s: HTTP %d: authentication failed: %s"
                                     % (_redact_url(url), status, error))
-            if status >= 500:
-                raise UnreachableError("Prometheus error (%s, HTTP %d) after %d attempt(s): %s"
-                                       % (etype, status, self.http.retries + 1, error))
             raise ProviderError("Prometheus error (%s, HTTP %d): %s" % (etype, status, error))
         data = doc.get("data")
         if not isinstance(data, dict) or "resultType" not in data:
             raise ProviderError("Prometheus %s: response has no data.resultType: %s"
-                                % (_redact_url(url), _short(payload)))
+                                % (_redact_url(url), _short(scrub_text(payload))))
         return data
 
     def query(self, expr, at=None):
@@ -667,8 +855,8 @@ class HttpJsonProvider(Provider):
         self._doc_time = None
         self.cache_seconds = 0.5
 
-    def begin_round(self):
-        Provider.begin_round(self)
+    def begin_round(self, budget=None):
+        Provider.begin_round(self, budget)
         self._doc = None
 
     def document(self):
@@ -678,12 +866,12 @@ class HttpJsonProvider(Provider):
         status, payload = self.http.request(self.url)
         if status >= 400:
             raise ProviderError("JSON endpoint %s: HTTP %d: %s"
-                                % (_redact_url(self.url), status, self.http._scrub(_short(payload))))
+                                % (_redact_url(self.url), status, _short(self.http._scrub(payload))))
         try:
             self._doc = json.loads(to_text(payload))
         except ValueError as exc:
             raise ProviderError("JSON endpoint %s: response is not JSON (%s): %s"
-                                % (_redact_url(self.url), exc, _short(payload, 120)))
+                                % (_redact_url(self.url), exc, _short(self.http._scrub(payload), 120)))
         self._doc_time = now
         return self._doc
 
@@ -788,15 +976,15 @@ class PrometheusTextProvider(Provider):
     def describe(self):
         return {"type": self.kind, "url": ", ".join(_redact_url(u) for u, dummy in self.targets)}
 
-    def begin_round(self):
-        Provider.begin_round(self)
+    def begin_round(self, budget=None):
+        Provider.begin_round(self, budget)
         self._fresh = False
 
     def _fetch(self, url):
         status, payload = self.http.request(url, accept="text/plain;version=0.0.4;q=1,*/*;q=0.1")
         if status >= 400:
             raise ProviderError("metrics endpoint %s: HTTP %d: %s"
-                                % (_redact_url(url), status, self.http._scrub(_short(payload))))
+                                % (_redact_url(url), status, _short(self.http._scrub(payload))))
         return payload
 
     def _scrape(self):
@@ -812,7 +1000,7 @@ class PrometheusTextProvider(Provider):
                         samples.append((labels, float(s.value)))
             except Exception as exc:  # pylint: disable=broad-except  # the parser raises ValueError/TypeError/...
                 raise ProviderError("metrics endpoint %s: not in Prometheus text format: %s"
-                                    % (_redact_url(url), exc))
+                                    % (_redact_url(url), self.http._scrub(exc)))
         scrape = _Scrape(self.clock(), samples)
         self.history.append(scrape)
         self._fresh = True
@@ -837,6 +1025,8 @@ class PrometheusTextProvider(Provider):
             wait = window - (self.clock() - oldest.t)
             if wait > 0:
                 self.waited += wait
+                # a deliberate wait for the window, not a server's: it does not eat the evaluation's deadline
+                self.http.extend(wait)
                 self.sleep(wait)
             cur = self._scrape()
             prev = oldest
@@ -1381,6 +1571,15 @@ def normalize_spec(spec, field="provider"):
             raise ProviderError("%s.%s: %r must be %s seconds (at most 3600)"
                                 % (field, key, clean.get(key), "> 0" if key == "timeout" else ">= 0"))
         clean[key] = v
+    if "deadline" in clean:
+        v = clean["deadline"]
+        try:
+            seconds = float(v)
+        except (TypeError, ValueError):
+            raise ProviderError("%s.deadline: %r is not a number of seconds" % (field, v))
+        if isinstance(v, bool) or math.isnan(seconds) or seconds <= 0 or seconds > MAX_DEADLINE:
+            raise ProviderError("%s.deadline: %r must be > 0 seconds (at most %d)" % (field, v, MAX_DEADLINE))
+        clean["deadline"] = seconds
     retries = clean.get("retries", 2)
     if isinstance(retries, bool) or not isinstance(retries, int) and not (isinstance(retries, str) and retries.isdigit()):
         raise ProviderError("%s.retries: %r is not a whole number 0..%d" % (field, retries, MAX_RETRIES))
@@ -1410,15 +1609,9 @@ def normalize_spec(spec, field="provider"):
 
 def _redact_spec(spec):
     if isinstance(spec, dict):
-        return dict((k, "********" if k in SECRET_KEYS and v else v) for k, v in spec.items())
-    return spec
-
-
-def provider_secrets(spec):
-    """The secret values of a provider spec (to hide them from any output)."""
-    if not isinstance(spec, dict):
-        return []
-    return [to_text(spec[k]) for k in SECRET_KEYS if spec.get(k)]
+        return scrub(dict((k, REDACTED if k in SECRET_KEYS and v else v) for k, v in spec.items()),
+                     provider_secrets(spec))
+    return scrub(spec, url_secrets(spec))
 
 
 def spec_key(spec):

@@ -124,11 +124,18 @@ options:
     type: float
     default: 0
   timeout:
-    description: With O(interval), stop looping after this many seconds and return the last verdict (C(continue) if none).
+    description:
+      - With O(interval), stop looping after this many seconds and return the last verdict (C(continue) if none).
+      - Also the budget of the provider reads - a look started with N seconds left must read all its O(queries)
+        within them (every HTTP attempt waits at most the time left, no retry starts after it); when the time
+        runs out the task fails closed, naming the budget and the queries left unread. A smaller
+        O(provider.deadline) bounds each look further.
     type: float
     default: 600
 notes:
   - Supports check mode (the state is computed and returned but O(state_file) is not written).
+  - Tokens, passwords and the userinfo of provider URLs are C(no_log) values and are removed from every message
+    and result.
   - A C(fail) verdict does not fail the task; use C(failed_when) or branch on RV(verdict).
 seealso:
   - module: stagegate.rollout.drift_monitor
@@ -235,7 +242,7 @@ from ansible_collections.stagegate.rollout.plugins.module_utils.canary_judge imp
     CanaryJudge, JudgeError)
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import (
-    PROVIDER_OPTIONS, build_provider, MetricError)
+    PROVIDER_OPTIONS, DeadlineError, build_provider, MetricError, protect_module, scrub, seconds_text)
 
 JUDGE_OPTIONS = ("pass_alpha", "error_margin", "error_abs_margin", "latency_quantiles", "latency_margin",
                  "error_weight", "min_requests", "max_requests", "max_seconds")
@@ -245,6 +252,12 @@ def judge_options(params):
     opts = {k: params[k] for k in JUDGE_OPTIONS if params.get(k) is not None}
     opts["on_reset"] = params["on_counter_reset"]
     return opts
+
+
+def fail(module, msg, **result):
+    """fail_json with the message and result scrubbed of the provider's secrets."""
+    secrets = getattr(module, "provider_secrets", ())
+    module.fail_json(msg=scrub(msg, secrets), **scrub(result, secrets))
 
 
 def load_state(module):
@@ -259,8 +272,8 @@ def load_state(module):
             with open(path) as fh:
                 return json.load(fh)
         except (OSError, ValueError) as exc:
-            module.fail_json(msg="state_file %s: cannot read the judge state: %s (use reset: true to start over)"
-                             % (path, to_native(exc)))
+            fail(module, "state_file %s: cannot read the judge state: %s (use reset: true to start over)"
+                 % (path, to_native(exc)))
     return p["state"]
 
 
@@ -280,7 +293,7 @@ def save_state(module, state):
         return True
     d = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(d):
-        module.fail_json(msg="state_file %s: directory %s does not exist" % (path, d))
+        fail(module, "state_file %s: directory %s does not exist" % (path, d))
     fd, tmp = tempfile.mkstemp(dir=d, prefix=".canary_judge.")
     with os.fdopen(fd, "w") as fh:
         fh.write(new)
@@ -297,28 +310,37 @@ def make_judge(module, state):
     judge = CanaryJudge.from_state(wrapper["judge"])
     changed = judge.options_changed(alpha=p["alpha"], canary_share=p["canary_share"], **opts)
     if changed:
-        module.fail_json(msg="the saved state was made with different options (%s); use reset: true to start a new "
-                             "analysis with the new options" % ", ".join(changed))
+        fail(module, "the saved state was made with different options (%s); use reset: true to start a new "
+                     "analysis with the new options" % ", ".join(changed))
     return judge, wrapper.get("origin") or {}
 
 
-def read_counts(module, provider, arm, queries):
-    """Read one arm's counters through the metric provider."""
+def read_counts(module, provider, arm, queries, after=()):
+    """Read one arm's counters through the metric provider (``after``: the arms still to read, for messages)."""
     out = {}
+    todo = ["queries.%s.%s" % (arm, k) for k in ("requests", "errors", "latency_buckets") if queries.get(k)]
+    todo += ["queries.%s" % a for a in after]
     try:
         out["requests"] = provider.scalar(queries["requests"])
-        out["errors"] = provider.scalar(queries["errors"]) if queries.get("errors") else 0.0
+        todo.pop(0)
+        if queries.get("errors"):
+            out["errors"] = provider.scalar(queries["errors"])
+            todo.pop(0)
+        else:
+            out["errors"] = 0.0
         if queries.get("latency_buckets"):
             buckets = {}
             for sample in provider.query(queries["latency_buckets"]):
                 le = sample.labels.get("le")
                 if le is None:
-                    module.fail_json(msg="queries.%s.latency_buckets: series without an 'le' label: %r"
-                                     % (arm, sample.labels))
+                    fail(module, "queries.%s.latency_buckets: series without an 'le' label: %r" % (arm, sample.labels))
                 buckets[le] = sample.value
             out["latency_buckets"] = buckets
+    except DeadlineError as exc:
+        fail(module, "queries.%s: %s (look budget %s s; not read: %s)"
+             % (arm, to_native(exc), seconds_text(provider.budget() or 0), ", ".join(todo)))
     except MetricError as exc:
-        module.fail_json(msg="queries.%s: %s" % (arm, to_native(exc)))
+        fail(module, "queries.%s: %s" % (arm, to_native(exc)))
     return out
 
 
@@ -352,15 +374,15 @@ def validate_queries(module):
     for arm in ("baseline", "canary"):
         sub = q.get(arm)
         if not isinstance(sub, dict) or not sub.get("requests"):
-            module.fail_json(msg="queries.%s must be a dict with at least 'requests' (and 'errors', "
-                                 "'latency_buckets'), got %r" % (arm, sub))
+            fail(module, "queries.%s must be a dict with at least 'requests' (and 'errors', "
+                         "'latency_buckets'), got %r" % (arm, sub))
         unknown = set(sub) - {"requests", "errors", "latency_buckets"}
         if unknown:
-            module.fail_json(msg="queries.%s: unknown keys %s (accepted: requests, errors, latency_buckets)"
-                             % (arm, sorted(unknown)))
+            fail(module, "queries.%s: unknown keys %s (accepted: requests, errors, latency_buckets)"
+                 % (arm, sorted(unknown)))
     unknown = set(q) - {"baseline", "canary"}
     if unknown:
-        module.fail_json(msg="queries: unknown keys %s (accepted: baseline, canary)" % sorted(unknown))
+        fail(module, "queries: unknown keys %s (accepted: baseline, canary)" % sorted(unknown))
 
 
 def main():
@@ -393,20 +415,21 @@ def main():
         required_one_of=[("baseline", "queries")],
         supports_check_mode=True,
     )
+    module.provider_secrets = protect_module(module)
     p = module.params
     if p["interval"] < 0:
-        module.fail_json(msg="interval must be >= 0 seconds, got %r" % p["interval"])
+        fail(module, "interval must be >= 0 seconds, got %r" % p["interval"])
     if p["timeout"] <= 0:
-        module.fail_json(msg="timeout must be > 0 seconds, got %r" % p["timeout"])
+        fail(module, "timeout must be > 0 seconds, got %r" % p["timeout"])
     if p["interval"] > 0 and not p["queries"]:
-        module.fail_json(msg="interval > 0 (looping) needs queries: direct baseline/canary counts do not change "
-                             "between looks")
+        fail(module, "interval > 0 (looping) needs queries: direct baseline/canary counts do not change "
+                     "between looks")
 
     # validate options and inputs before anything is read or written
     try:
         CanaryJudge(alpha=p["alpha"], canary_share=p["canary_share"], **judge_options(p))
     except JudgeError as exc:
-        module.fail_json(msg=to_native(exc))
+        fail(module, to_native(exc))
 
     provider = None
     if p["queries"]:
@@ -414,22 +437,26 @@ def main():
         try:
             provider = build_provider(p["provider"])
         except (MetricError, ValueError, TypeError) as exc:
-            module.fail_json(msg="provider: %s" % to_native(exc))
+            fail(module, "provider: %s" % to_native(exc))
+        module.provider_secrets = sorted(set(module.provider_secrets) | set(provider.secrets()), key=len, reverse=True)
 
     state = load_state(module)
     try:
         judge, origin = make_judge(module, state)
     except (JudgeError, KeyError, TypeError, ValueError) as exc:
-        module.fail_json(msg="saved judge state is not usable: %s (use reset: true to start over)" % to_native(exc))
+        fail(module, "saved judge state is not usable: %s (use reset: true to start over)" % to_native(exc))
 
     history = []
     result = None
-    deadline = time.time() + p["timeout"]
+    deadline = time.monotonic() + p["timeout"]
     while True:
         if provider is None:
             counts = {"baseline": p["baseline"], "canary": p["canary"]}
         else:
-            counts = {arm: read_counts(module, provider, arm, p["queries"][arm]) for arm in ("baseline", "canary")}
+            # one look = one evaluation of the provider, within the time left of the task's budget
+            provider.begin_round(budget=max(0.0, deadline - time.monotonic()))
+            counts = {"baseline": read_counts(module, provider, "baseline", p["queries"]["baseline"], after=["canary"]),
+                      "canary": read_counts(module, provider, "canary", p["queries"]["canary"])}
         if provider is not None and not origin:
             origin = counts
             result = judge.observe(baseline=minus(counts["baseline"], origin["baseline"]),
@@ -445,12 +472,12 @@ def main():
                 result = judge.observe(baseline=minus(counts["baseline"], origin.get("baseline")),
                                        canary=minus(counts["canary"], origin.get("canary")))
             except JudgeError as exc:
-                module.fail_json(msg=to_native(exc), history=history)
+                fail(module, to_native(exc), history=history)
         history.append({"time": time.time(), "verdict": result["verdict"], "reason": result["reason"],
                         "requests": result["requests"]})
         if result["verdict"] != "continue" or p["interval"] <= 0:
             break
-        if time.time() + p["interval"] > deadline:
+        if time.monotonic() + p["interval"] > deadline:
             break
         time.sleep(p["interval"])
 
@@ -458,12 +485,12 @@ def main():
     try:
         changed = save_state(module, new_state)
     except OSError as exc:
-        module.fail_json(msg="state_file %s: cannot write: %s" % (p["state_file"], to_native(exc)))
+        fail(module, "state_file %s: cannot write: %s" % (p["state_file"], to_native(exc)))
     out = dict(changed=changed, verdict=result["verdict"], reason=result["reason"], result=result,
                looks=len(history), history=history, state=new_state)
     if p["state_file"]:
         out["state_file"] = p["state_file"]
-    module.exit_json(**out)
+    module.exit_json(**scrub(out, module.provider_secrets))
 
 
 if __name__ == "__main__":

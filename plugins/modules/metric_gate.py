@@ -122,6 +122,10 @@ options:
             description: Seconds before the first retry, doubled before each further one.
             type: float
             default: 0.5
+          deadline:
+            description:
+              - Seconds one evaluation of this provider may take; the smaller of it and O(timeout) applies.
+            type: float
       vars:
         description: Variables of this check, over O(vars).
         type: dict
@@ -235,6 +239,16 @@ options:
     description: Fail the task when the verdict is V(fail) (the results are in the failed result for C(rescue)).
     type: bool
     default: true
+  timeout:
+    description:
+      - Seconds one evaluation of all the checks may take (the budget of each round with O(interval)).
+      - Every HTTP attempt waits at most the time left, no retry starts after it, and when it passes the
+        checks not yet answered fail (fail closed) with a reason naming the budget and what was left undone.
+      - Bounds the waits for the metric sources; the wait of a V(prometheus_text) C(rate(\)) for its second
+        scrape is deliberate and not counted.
+      - A provider's own O(provider.deadline) applies when it is smaller.
+    type: float
+    default: 30
   fail_on_inconclusive:
     description:
       - Fail the task when the verdict is V(inconclusive). Inconclusive is not a pass; set V(false) only when the
@@ -244,6 +258,8 @@ options:
 notes:
   - Provider errors (unreachable after the retries, a rejected query, several series where one was expected)
     fail the check - they are never a pass and never inconclusive.
+  - Tokens, passwords and the userinfo of provider URLs (C(http://user:pass@host)) are C(no_log) values and are
+    removed from every message and result, also where a server echoes them (C(Authorization) header values).
   - With V(prometheus_text), a stopped target cannot be scraped and is reported as unreachable (fail), not as
     no data.
   - "Run it on the controller (C(delegate_to: localhost)) when it talks to APIs."
@@ -427,6 +443,12 @@ history:
   returned: always
   type: list
   elements: dict
+deadline_passed:
+  description:
+    - Present (V(true)) when the last evaluation ran out of its O(timeout); RV(summary) and C(msg) then name the
+      budget and the checks left undone.
+  returned: when the deadline passed
+  type: bool
 providers:
   description: Type and URL (without credentials) of the providers used.
   returned: always
@@ -440,7 +462,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import (
-    PROVIDER_OPTIONS, MetricError, build_provider)
+    PROVIDER_OPTIONS, MetricError, build_provider, protect_module, scrub, seconds_text)
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_checks import (
     CheckSpecError, evaluate_check, gate_schedule, output, run_gate, validate_checks)
 
@@ -487,18 +509,26 @@ def argument_spec():
         on_no_data=dict(type="str", choices=["fail", "inconclusive", "pass"], default="fail"),
         fail_on_violation=dict(type="bool", default=True),
         fail_on_inconclusive=dict(type="bool", default=True),
+        timeout=dict(type="float", default=30.0),
     )
 
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    secrets = protect_module(module)
+
+    def fail(msg, **result):
+        module.fail_json(msg=scrub(msg, secrets), **scrub(result, secrets))
+
     p = module.params
+    if p["timeout"] <= 0:
+        fail("timeout must be > 0 seconds (the budget of one evaluation of all the checks), got %r" % p["timeout"])
     try:
         interval, duration = gate_schedule(p["interval"], p["duration"])
         checks = validate_checks(p["checks"], provider=p["provider"], variables=p["vars"], on_no_data=p["on_no_data"],
                                  failure_limit=p["failure_limit"], consecutive_failures=p["consecutive_failures"])
     except CheckSpecError as exc:
-        module.fail_json(msg=to_native(exc))
+        fail(to_native(exc))
 
     providers = {}
     for check in checks:
@@ -507,26 +537,42 @@ def main():
             try:
                 providers[key] = build_provider(check["provider"])
             except MetricError as exc:
-                module.fail_json(msg="checks %s: provider: %s" % (check["name"], to_native(exc)))
+                fail("checks %s: provider: %s" % (check["name"], to_native(exc)))
+    for prov in providers.values():
+        secrets = sorted(set(secrets) | set(prov.secrets()), key=len, reverse=True)
+
+    undone = []             # checks of the current round asked after its deadline had passed
 
     def evaluate(check):
-        return evaluate_check(check, providers[check["provider_key"]])
+        prov = providers[check["provider_key"]]
+        if prov.deadline_passed():
+            undone.append(check["name"])
+        return scrub(evaluate_check(check, prov), secrets)
 
     def before_round():
+        del undone[:]
         for prov in providers.values():
-            prov.begin_round()
+            prov.begin_round(budget=p["timeout"])
 
     started = time.monotonic()
     run = output(run_gate(checks, evaluate, interval=interval, duration=duration, before_round=before_round))
     run["elapsed"] = round(time.monotonic() - started, 3)
     run["providers"] = [prov.describe() for prov in providers.values()]
     run["changed"] = False
+    run = scrub(run, secrets)
+    summary = run["summary"]
+    if undone:
+        budget = min(b for b in [prov.budget() for prov in providers.values()] + [p["timeout"]] if b is not None)
+        run["deadline_passed"] = True
+        summary = ("the evaluation's deadline (%s s) passed; left undone: %s; %s"
+                   % (seconds_text(budget), ", ".join(undone), summary))
+        run["summary"] = summary
     verdict = run["verdict"]
     if verdict == "fail" and p["fail_on_violation"]:
-        module.fail_json(msg="metric gate failed: %s" % run["summary"], **run)
+        fail("metric gate failed: %s" % summary, **run)
     if verdict == "inconclusive" and p["fail_on_inconclusive"]:
-        module.fail_json(msg="metric gate inconclusive: %s" % run["summary"], **run)
-    module.exit_json(msg=run["summary"], **run)
+        fail("metric gate inconclusive: %s" % summary, **run)
+    module.exit_json(msg=scrub(summary, secrets), **run)
 
 
 if __name__ == "__main__":

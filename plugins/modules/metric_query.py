@@ -47,6 +47,9 @@ options:
     type: raw
 notes:
   - Read-only; supports check mode (runs the queries).
+  - All the queries of one run are one evaluation for O(provider.deadline).
+  - Tokens, passwords and the userinfo of provider URLs are C(no_log) values and are removed from every message
+    and result.
   - Non-finite values are returned as the strings C(NaN), C(+Inf), C(-Inf).
 seealso:
   - module: stagegate.rollout.metric_gate
@@ -120,7 +123,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import (
-    PROVIDER_OPTIONS, MetricError, build_provider, jsonable, query_dialect, render_query)
+    PROVIDER_OPTIONS, MetricError, build_provider, jsonable, protect_module, query_dialect, render_query, scrub)
 
 
 def main():
@@ -140,30 +143,37 @@ def main():
         required_together=[("start", "end", "step")],
         supports_check_mode=True,
     )
+    secrets = protect_module(module)
+
+    def fail(msg, **result):
+        module.fail_json(msg=scrub(msg, secrets), **scrub(result, secrets))
+
     p = module.params
     if not p["provider"]:
-        module.fail_json(msg="provider is required (for example {type: prometheus, url: http://127.0.0.1:9090}), "
-                             "directly or through module_defaults of group/stagegate.rollout.metrics")
+        fail("provider is required (for example {type: prometheus, url: http://127.0.0.1:9090}), "
+             "directly or through module_defaults of group/stagegate.rollout.metrics")
     named = {"query": p["query"]} if p["query"] is not None else dict(p["queries"])
     if not named:
-        module.fail_json(msg="queries must hold at least one name: query")
+        fail("queries must hold at least one name: query")
     try:
         provider = build_provider(p["provider"])
     except MetricError as exc:
-        module.fail_json(msg="provider: %s" % to_native(exc))
+        fail("provider: %s" % to_native(exc))
+    secrets = sorted(set(secrets) | set(provider.secrets()), key=len, reverse=True)
     dialect = query_dialect(p["provider"])
     rendered = {}
     for name, text in named.items():
         field = "query" if p["query"] is not None else "queries.%s" % name
         if not isinstance(text, str):
-            module.fail_json(msg="%s must be a query string, got %r" % (field, text))
+            fail("%s must be a query string, got %r" % (field, text))
         try:
             rendered[name] = render_query(text, p["vars"] or {}, dialect, field)
         except ValueError as exc:
-            module.fail_json(msg=to_native(exc))
+            fail(to_native(exc))
 
     series = {}
     scalars = {}
+    provider.begin_round()          # one evaluation: provider.deadline bounds all the queries together
     for name, expr in rendered.items():
         try:
             if p["start"] is not None:
@@ -171,15 +181,16 @@ def main():
             else:
                 samples = provider.query(expr, at=p["at"])
         except MetricError as exc:
-            module.fail_json(msg="%s: %s" % ("query" if p["query"] is not None else "queries.%s" % name,
-                                             to_native(exc)), series=series)
+            left = [n for n in rendered if n not in series and n != name]
+            fail("%s: %s%s" % ("query" if p["query"] is not None else "queries.%s" % name, to_native(exc),
+                               "; not run: %s" % ", ".join(left) if left else ""), series=series)
         series[name] = jsonable([dict(s) for s in samples])
         scalars[name] = jsonable(samples[0].value) if len(samples) == 1 else None
     out = dict(changed=False, series=series, scalars=scalars, provider=provider.describe())
     if p["query"] is not None:
         out["samples"] = series["query"]
         out["value"] = scalars["query"]
-    module.exit_json(**out)
+    module.exit_json(**scrub(out, secrets))
 
 
 if __name__ == "__main__":

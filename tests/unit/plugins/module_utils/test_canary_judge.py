@@ -408,6 +408,16 @@ class _FakeProvider:
     def __init__(self, script):
         self.script = script        # list of {arm: counts} readings, consumed per look
         self.look = -1
+        self.budgets = []
+
+    def begin_round(self, budget=None):
+        self.budgets.append(budget)
+
+    def budget(self):
+        return self.budgets[-1] if self.budgets else None
+
+    def secrets(self):
+        return []
 
     def scalar(self, query, variables=None):
         arm, field = query.split(":")
@@ -449,3 +459,89 @@ def test_module_queries_loop_origin_and_restart(tmp_path, capsys, monkeypatch):
     assert "counter reset" in out["history"][2]["reason"]
     assert out["result"]["resets"] == 1
     assert out["result"]["errors"]["canary_rate"] > 3 * out["result"]["errors"]["baseline_rate"]
+    # every look got the time left of the task's budget
+    assert fake.budgets and all(0 < b <= 3600 for b in fake.budgets)
+    assert fake.budgets == sorted(fake.budgets, reverse=True)
+
+
+def _stalled_prometheus(echo=False):
+    """A local http.server in a thread that accepts requests and never answers (a hung Prometheus), or, with
+    ``echo``, answers 400 quoting the Authorization header it got."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    release = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+
+        def do_GET(self):
+            if not echo:
+                release.wait(60)
+                return
+            body = json.dumps({"status": "error", "errorType": "bad_data",
+                               "error": "got Authorization: %s" % self.headers.get("Authorization")}).encode()
+            self.send_response(400)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def stop():
+        release.set()
+        srv.shutdown()
+        srv.server_close()
+    return "http://127.0.0.1:%d" % srv.server_address[1], stop
+
+
+JUDGE_QUERIES = {arm: {"requests": "sum(req{track=\"%s\"})" % arm, "errors": "sum(err{track=\"%s\"})" % arm}
+                 for arm in ("baseline", "canary")}
+
+
+def test_module_look_fails_closed_within_its_budget(capsys):
+    import time
+    url, stop = _stalled_prometheus()
+    try:
+        t0 = time.monotonic()
+        out = run_module({"queries": JUDGE_QUERIES, "timeout": 1.5,
+                          "provider": {"url": url, "use_proxy": False, "timeout": 10, "retries": 2}}, capsys)
+        elapsed = time.monotonic() - t0
+    finally:
+        stop()
+    assert elapsed < 1.5 + 1.0, elapsed              # not 3 x 10 s
+    assert out["failed"]
+    msg = out["msg"]
+    assert msg.startswith("queries.baseline: ") and "deadline (1.5 s)" in msg and "look budget 1.5 s" in msg, msg
+    assert "not read: queries.baseline.requests, queries.baseline.errors, queries.canary" in msg, msg
+
+
+def test_module_secrets_never_in_the_output(capsys):
+    import base64
+    url, stop = _stalled_prometheus(echo=True)
+    password = "Judge-Pw-4242"
+    try:
+        out_token = run_module({"queries": JUDGE_QUERIES, "provider": {"url": url, "use_proxy": False,
+                                                                       "token": "tok-judge-777"}}, capsys)
+        out_basic = run_module({"queries": JUDGE_QUERIES, "provider": {
+            "url": url.replace("http://", "http://ops:%s@" % password), "use_proxy": False,
+            "username": None}}, capsys)
+        out_user = run_module({"queries": JUDGE_QUERIES, "provider": {"url": url, "use_proxy": False,
+                                                                      "username": "ops", "password": password}},
+                              capsys)
+    finally:
+        stop()
+    basic = base64.b64encode(("ops:%s" % password).encode()).decode()
+    for out in (out_token, out_basic, out_user):
+        text = json.dumps(out)
+        assert out["failed"] and "got Authorization" in out["msg"], out["msg"]
+        for secret in ("tok-judge-777", password, basic):
+            assert secret not in text, text
+    assert "********@127.0.0.1" in out_basic["invocation"]["module_args"]["provider"]["url"]

@@ -568,3 +568,308 @@ def test_sample_and_jsonable():
     assert jsonable({"x": [float("nan"), float("inf"), -float("inf"), 1.0]}) == {"x": ["NaN", "+Inf", "-Inf", 1.0]}
     assert issubclass(NoDataError, MetricError) and issubclass(MultipleSeriesError, MetricError)
     assert issubclass(UnreachableError, ProviderError) and issubclass(QueryError, ProviderError)
+
+
+# ---------------------------------------------------------------------------
+# real HTTP (a local http.server in a thread): deadlines, persistent 5xx, secrets never leave
+
+import base64
+import threading
+import time
+
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import (
+    DeadlineError, params_secrets, provider_secrets, scrub)
+
+USER, PASSWORD = "ops", "Pw-S3cret-987"
+BASIC = base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode()
+
+
+class _StandIn(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+@pytest.fixture
+def http_server():
+    """``start(answer)`` serves on 127.0.0.1 in a thread; ``answer(handler)`` handles each request (the
+    handler has ``.server.release``, an Event set at teardown, and ``.server.hits``, the request headers)."""
+    servers = []
+
+    def start(answer):
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def do_GET(self):
+                self.server.hits.append(dict(self.headers))
+                answer(self)
+
+            do_POST = do_GET
+
+            def log_message(self, *args):
+                pass
+
+        srv = _StandIn(("127.0.0.1", 0), Handler)
+        srv.release = threading.Event()
+        srv.hits = []
+        srv.url = "http://127.0.0.1:%d" % srv.server_address[1]
+        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        srv.release.set()
+        srv.shutdown()
+        srv.server_close()
+
+
+def never_answer(handler):
+    """Accept the request and never answer (a hung or SIGSTOPped server)."""
+    handler.server.release.wait(60)
+
+
+def reply(handler, code, body, headers=()):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    handler.send_response(code)
+    for k, v in headers:
+        handler.send_header(k, v)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+def echo_authorization(handler):
+    """401 with a basic challenge when no credentials came, else a 400 quoting the Authorization header."""
+    auth = handler.headers.get("Authorization")
+    if not auth:
+        reply(handler, 401, b"who are you?", [("WWW-Authenticate", 'Basic realm="prom"')])
+        return
+    reply(handler, 400, {"status": "error", "errorType": "bad_data",
+                         "error": "invalid parameter: request had Authorization: %s" % auth})
+
+
+def live(url, **kw):
+    return build_provider(dict({"url": url, "use_proxy": False, "retry_backoff": 0.05}, **kw))
+
+
+def test_hung_server_fails_within_the_deadline(http_server):
+    srv = http_server(never_answer)
+    p = live(srv.url, timeout=10, retries=2, deadline=1.5)     # without the deadline: 3 x 10 s
+    p.begin_round()
+    t0 = time.monotonic()
+    with pytest.raises(DeadlineError) as exc:
+        p.query("up")
+    elapsed = time.monotonic() - t0
+    assert elapsed < 1.5 + 1.0, elapsed
+    msg = str(exc.value)
+    assert "deadline (1.5 s)" in msg and "left undone" in msg and "2 retries not made" in msg, msg
+    assert isinstance(exc.value, UnreachableError)            # fails closed like any unreachable source
+    # the rest of the evaluation is not even sent
+    hits = len(srv.hits)
+    t1 = time.monotonic()
+    with pytest.raises(DeadlineError) as exc:
+        p.query("down")
+    assert time.monotonic() - t1 < 0.2 and len(srv.hits) == hits
+    assert "before this request was sent" in str(exc.value)
+    assert p.deadline_passed()
+    # a caller's budget (a gate's timeout) applies when smaller than the spec's deadline
+    p.begin_round(budget=0.5)
+    assert p.budget() == 0.5 and not p.deadline_passed()
+    t0 = time.monotonic()
+    with pytest.raises(DeadlineError) as exc:
+        p.query("up")
+    assert time.monotonic() - t0 < 0.5 + 1.0 and "deadline (0.5 s)" in str(exc.value)
+
+
+def test_hung_server_every_attempt_uses_the_time_left(http_server):
+    """A provider without its own deadline gets the caller's budget; attempts shrink to the time left."""
+    srv = http_server(never_answer)
+    p = live(srv.url, timeout=0.8, retries=5, retry_backoff=0.1)
+    p.begin_round(budget=2.0)
+    t0 = time.monotonic()
+    with pytest.raises(DeadlineError) as exc:
+        p.scalar("up")
+    elapsed = time.monotonic() - t0
+    assert elapsed < 2.0 + 1.0, elapsed
+    assert 2 <= len(srv.hits) <= 3 and "not made" in str(exc.value)   # 0.8 + 0.1 + 0.8 + 0.2 + (0.1 left)
+
+
+def test_no_deadline_keeps_todays_bound(http_server):
+    srv = http_server(never_answer)
+    p = live(srv.url, timeout=0.3, retries=1)
+    p.begin_round()
+    t0 = time.monotonic()
+    with pytest.raises(UnreachableError) as exc:
+        p.query("up")
+    assert not isinstance(exc.value, DeadlineError)
+    assert 0.6 <= time.monotonic() - t0 < 2.0 and "timed out after 0.3 s" in str(exc.value)
+    assert len(srv.hits) == 2
+
+
+def test_persistent_503_is_unreachable_and_trips_the_breaker(http_server):
+    srv = http_server(lambda h: reply(h, 503, {"status": "error", "errorType": "unavailable",
+                                               "error": "TSDB not ready"}))
+    p = live(srv.url, retries=2)
+    p.begin_round()
+    with pytest.raises(UnreachableError) as exc:
+        p.query("up")
+    msg = str(exc.value)
+    assert not isinstance(exc.value, DeadlineError)
+    assert "unreachable after 3 attempt(s)" in msg and "HTTP 503" in msg and "TSDB not ready" in msg, msg
+    assert len(srv.hits) == 3
+    # breaker: the other queries of this evaluation fail at once, no more requests
+    with pytest.raises(UnreachableError) as exc:
+        p.query("rate(x[1m])")
+    assert "not retried again in this evaluation" in str(exc.value) and len(srv.hits) == 3
+    # the next evaluation tries again
+    p.begin_round()
+    with pytest.raises(UnreachableError):
+        p.query("up")
+    assert len(srv.hits) == 6
+
+
+@pytest.mark.parametrize("kind", ["token", "basic", "userinfo"])
+def test_echoed_authorization_never_in_the_error(http_server, kind):
+    srv = http_server(echo_authorization)
+    if kind == "token":
+        p = live(srv.url, token=TOKEN)
+    elif kind == "basic":
+        p = live(srv.url, username=USER, password=PASSWORD)
+    else:
+        p = live(srv.url.replace("http://", "http://%s:%s@" % (USER, PASSWORD)))
+    with pytest.raises(QueryError) as exc:
+        p.query("up")
+    msg = str(exc.value)
+    sent = srv.hits[-1]["Authorization"]
+    assert sent in ("Bearer " + TOKEN, "Basic " + BASIC)      # the server did get the credentials ...
+    assert "request had Authorization" in msg                  # ... and quoted them
+    for secret in (TOKEN, PASSWORD, BASIC, BASIC.rstrip("=")):
+        assert secret not in msg, msg
+    # non-JSON bodies, http_json and prometheus_text paths too
+    srv2 = http_server(lambda h: reply(h, 400, ("header was %s" % h.headers.get("Authorization")).encode()))
+    for spec in ({"type": "http_json", "url": srv2.url + "/health"},
+                 {"type": "prometheus_text", "url": srv2.url + "/metrics"},
+                 {"url": srv2.url}):
+        spec.update({"token": TOKEN} if kind == "token" else {"username": USER, "password": PASSWORD})
+        with pytest.raises(ProviderError) as exc:
+            live(**spec).query("up")
+        msg = str(exc.value)
+        assert "header was " in msg and "********" in msg, msg
+        for secret in (TOKEN, PASSWORD, BASIC):
+            assert secret not in msg, msg
+
+
+def test_url_userinfo_scrubbed_from_messages(http_server):
+    srv = http_server(lambda h: reply(h, 500, ("I saw %s:%s" % (USER, PASSWORD)).encode()))
+    url = srv.url.replace("http://", "http://%s:%s@" % (USER, PASSWORD))
+    with pytest.raises(UnreachableError) as exc:
+        live(url, retries=0).query("up")
+    msg = str(exc.value)
+    assert "HTTP 500" in msg and srv.url[len("http://"):] in msg and PASSWORD not in msg, msg
+    with pytest.raises(ProviderError) as exc:
+        build_provider({"type": "prometheus_text", "targets": [{"url": "http://u:%s@[bad" % PASSWORD}]})
+    assert PASSWORD not in str(exc.value)
+    with pytest.raises(ProviderError) as exc:
+        build_provider("http://u:%s@prom:9090" % PASSWORD)
+    assert PASSWORD not in str(exc.value)
+
+
+def test_scrub_and_the_secrets_of_a_spec():
+    spec = {"url": "http://%s:%s@prom:9090" % (USER, PASSWORD), "token": TOKEN,
+            "targets": [{"url": "https://t0k3n-in-url@app:8000/metrics"}]}
+    secrets = provider_secrets(spec)
+    assert {TOKEN, "Bearer " + TOKEN, PASSWORD, "%s:%s" % (USER, PASSWORD), BASIC, "t0k3n-in-url"} <= set(secrets)
+    text = ("GET http://%s:%s@prom:9090/x Authorization: Basic %s / Bearer %s, and https://x:y@other/ too"
+            % (USER, PASSWORD, BASIC, TOKEN))
+    out = scrub(text, secrets)
+    for s in (PASSWORD, BASIC, TOKEN, "x:y@"):
+        assert s not in out
+    assert out.startswith("GET http://********@prom:9090/x") and "https://********@other/" in out
+    nested = scrub({"msg": [text, 1.5, None], "n": 3}, secrets)
+    assert PASSWORD not in json.dumps(nested) and nested["n"] == 3 and nested["msg"][1] == 1.5
+    # percent-encoded passwords: both forms, and the header made from the decoded one
+    enc = provider_secrets({"url": "http://u:p%40ss@h"})
+    assert "p%40ss" in enc and "p@ss" in enc and base64.b64encode(b"u:p@ss").decode() in enc
+    # every provider in a module's parameters
+    params = {"provider": {"url": "http://a:pa55word@h"}, "checks": [{"provider": {"token": TOKEN}}]}
+    assert {"pa55word", TOKEN} <= set(params_secrets(params))
+
+
+def test_deadline_spec_and_text_window_wait():
+    assert normalize_spec({"url": "http://x", "deadline": 5})["deadline"] == 5.0
+    for bad in (0, -1, "soon", True, 10 ** 6):
+        with pytest.raises(ProviderError) as exc:
+            normalize_spec({"url": "http://x", "deadline": bad})
+        assert "provider.deadline" in str(exc.value)
+    # prometheus_text: the deliberate wait for a rate window's second scrape does not eat the deadline
+    p, clock = text_provider([PAGE1, PAGE2], deadline=5)
+    p.http.clock = clock
+    p.begin_round()
+    assert p.scalar('sum(rate(req_total{version="v1"}[10s]))') == pytest.approx(100.0)
+    assert p.waited == pytest.approx(10.0) and p.http.left() == pytest.approx(5.0)
+    assert not p.deadline_passed()
+
+
+def _run_module(name, args, capsys):
+    import importlib
+    from ansible.module_utils.testing import patch_module_args
+    mod = importlib.import_module("ansible_collections.stagegate.rollout.plugins.modules." + name)
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            mod.main()
+    out = capsys.readouterr().out
+    return json.loads(out), out
+
+
+def test_metric_gate_module_fails_closed_within_its_timeout(http_server, capsys):
+    srv = http_server(never_answer)
+    t0 = time.monotonic()
+    res, raw = _run_module("metric_gate", {
+        "provider": {"url": srv.url, "use_proxy": False, "retries": 2, "timeout": 10},
+        "timeout": 1.5,
+        "checks": [{"name": "error_rate", "query": "a", "lt": 1}, {"name": "latency", "query": "b", "lt": 1},
+                   {"name": "p99_over_p95", "ratio": {"numerator": "c", "denominator": "d"}, "lt": 2}]}, capsys)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 1.5 + 1.0, elapsed
+    assert res["failed"] and res["verdict"] == "fail" and res["deadline_passed"] is True
+    assert "deadline (1.5 s) passed; left undone: latency, p99_over_p95" in res["msg"], res["msg"]
+    checks = dict((c["name"], c) for c in res["checks"])
+    assert all(c["verdict"] == "fail" for c in checks.values())
+    assert "deadline (1.5 s) passed after 1 attempt(s)" in checks["error_rate"]["reason"]
+
+
+def test_metric_gate_module_keeps_secrets_out(http_server, capsys):
+    srv = http_server(echo_authorization)
+    url = srv.url.replace("http://", "http://%s:%s@" % (USER, PASSWORD))
+    res, raw = _run_module("metric_gate", {
+        "provider": {"url": url, "use_proxy": False},
+        "checks": [{"name": "up", "query": "up", "lt": 1},
+                   {"name": "other", "query": "up", "lt": 1,
+                    "provider": {"url": srv.url, "use_proxy": False, "token": TOKEN}}]}, capsys)
+    assert res["failed"] and "request had Authorization" in raw
+    for secret in (PASSWORD, BASIC, TOKEN):
+        assert secret not in raw, raw
+    assert res["invocation"]["module_args"]["provider"]["url"] == srv.url.replace("http://", "http://********@")
+
+
+def test_metric_query_module_keeps_secrets_out(http_server, capsys):
+    srv = http_server(echo_authorization)
+    url = srv.url.replace("http://", "http://%s:%s@" % (USER, PASSWORD))
+    res, raw = _run_module("metric_query", {"provider": {"url": url, "use_proxy": False, "deadline": 5},
+                                            "queries": {"a": "up", "b": "down"}}, capsys)
+    assert res["failed"] and "queries.a" in res["msg"] and "not run: b" in res["msg"], res["msg"]
+    for secret in (PASSWORD, BASIC):
+        assert secret not in raw, raw
+
+
+def test_secret_cut_by_truncation_is_not_shown_in_part(fake_http):
+    body = ("x" * 285 + "Bearer " + TOKEN + " trailing").encode()      # the cut at 300 falls in the token
+    for script, spec in (([(400, body)], {"token": TOKEN}), ([(503, body)], {"token": TOKEN, "retries": 0})):
+        fake_http(script)
+        with pytest.raises(ProviderError) as exc:
+            prom(**spec).query("up")
+        msg = str(exc.value)
+        assert TOKEN[:6] not in msg and "********" in msg, msg
