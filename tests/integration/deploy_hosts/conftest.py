@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the stagegate.rollout project
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A real HAProxy with two pre-declared server slots (blue, green) in backend ``app``, both in maintenance."""
+"""A real HAProxy with two pre-declared server slots (blue, green) in backend ``app``, both in maintenance; for the
+slot mode one whose backend declares the servers ``stable`` and ``canary`` statically at fixed ports."""
 
 import os
 import signal
@@ -20,6 +21,20 @@ def lb(tmp_path_factory):
                                              ("green", "127.0.0.1:%d" % free_port(), 0)]}).start()
     from tests.integration.deploy_hosts.deploy_kit import cli
     cli(h.socket_path, "set server app/blue state maint;set server app/green state maint")
+    yield h
+    h.stop()
+
+
+@pytest.fixture(scope="module")
+def slot_lb(tmp_path_factory):
+    """Backend ``app``: ``stable`` and ``canary`` at fixed ports (``slot_ports``), weight 1 each, no runtime changes."""
+    work = tmp_path_factory.mktemp("deploy_hosts_slot_lb")
+    ports = {"stable": free_port(), "canary": free_port()}
+    while ports["canary"] == ports["stable"]:
+        ports["canary"] = free_port()
+    h = HAProxy(str(work), backends={"app": [(name, "127.0.0.1:%d" % ports[name], 1) for name in ("stable", "canary")]})
+    h.start()
+    h.slot_ports = ports
     yield h
     h.stop()
 

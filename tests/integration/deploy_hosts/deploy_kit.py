@@ -83,6 +83,14 @@ def service_extra(base_dir, lb, version, port, **kw):
     return extra
 
 
+def programs(base_dir):
+    """{program: state} from 'supervisorctl status' of the role's supervisord under base_dir."""
+    conf = os.path.join(base_dir, "supervisor", "supervisord.conf")
+    p = subprocess.run([os.path.join(VENV_BIN, "supervisorctl"), "-c", conf, "status"], capture_output=True, check=False,
+                       text=True, timeout=30)
+    return dict((ln.split()[0], ln.split()[1]) for ln in p.stdout.splitlines() if ln.strip())
+
+
 def get(port, path="/healthz", timeout=5.0):
     """One GET on a new connection -> (status, version or error)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)

@@ -7,24 +7,15 @@ The tests run in order and share one host state (module fixtures): v1 in blue, v
 blue-green to v3 under load, a failing v4 never flipped, removal of v2.
 """
 import os
-import subprocess
 
 from demo.stack.ports import free_port
-from tests.integration.deploy_hosts.deploy_kit import (
-    VENV_BIN, Loop, cli, get, port_open, run_role, service_extra, slots)
+from tests.integration.deploy_hosts.deploy_kit import Loop, cli, get, port_open, programs, run_role, service_extra, slots
 
 PORTS = {}
 
 
 def port(version):
     return PORTS.setdefault(version, free_port())
-
-
-def programs(base_dir):
-    conf = os.path.join(base_dir, "supervisor", "supervisord.conf")
-    p = subprocess.run([os.path.join(VENV_BIN, "supervisorctl"), "-c", conf, "status"], capture_output=True, check=False,
-                       text=True, timeout=30)
-    return dict((ln.split()[0], ln.split()[1]) for ln in p.stdout.splitlines() if ln.strip())
 
 
 def test_deploy_v1_check_mode_then_deploy_then_idempotent(lb, base_dir):
