@@ -39,6 +39,7 @@ SLOTS = ("stable", "canary")
 SERVICE = "org-brain"
 INVENTORY_SOURCE = os.path.join(REPO_ROOT, "inventories", "demo")
 
+
 def _components():
     """The launchers of the other demo/stack modules."""
     from demo.stack.haproxy import HAProxy
@@ -293,7 +294,7 @@ def write_inventory(info):
 
 def _port_pair():
     """A free port whose next port is free too (the Graph API of a slot listens on port + 1)."""
-    for _ in range(50):
+    for dummy in range(50):
         p = free_port()
         if p < 65535 and not port_open(p + 1):
             return p

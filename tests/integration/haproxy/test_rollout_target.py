@@ -72,7 +72,7 @@ def target(lb, **over):
          "metrics": {"provider": {"url": "http://127.0.0.1:9", "password": "prom-secret", "username": "ops"},
                      "requests": "http_requests_total"}}
     for key, value in over.items():
-        section, _, field = key.partition("__")
+        section, dummy, field = key.partition("__")
         if field:
             t[section] = dict(t[section], **{field: value})
         elif value is None:

@@ -60,7 +60,7 @@ def test_plan_derives_servers_and_drops_secrets():
 
 def test_explicit_server_map():
     servers = {h: {"stable": "%s-blue" % h, "canary": "%s-green" % h} for h in GROUPS["app"]}
-    plan, _ = rt.plan(target(load_balancer__servers=servers), GROUPS, HOSTS)
+    plan = rt.plan(target(load_balancer__servers=servers), GROUPS, HOSTS)[0]
     assert plan["servers"]["app3"]["canary"] == "app3-green"
 
 
@@ -181,7 +181,7 @@ def test_nats_connection_keeps_only_the_set_connection_options():
 
 
 def test_plan_returns_step_weights_batches_and_queries():
-    plan, _ = rt.plan(target(), GROUPS, HOSTS, canary_weights=[10, 100], batch_sizes=[1, "100%"], version="v2")
+    plan = rt.plan(target(), GROUPS, HOSTS, canary_weights=[10, 100], batch_sizes=[1, "100%"], version="v2")[0]
     assert plan["weights"]["10"]["app3_canary"] == 10 and plan["weights"]["100"]["app1_stable"] == 0
     assert plan["host_batches"] == [["app1"], ["app2", "app3"]]
     assert plan["queries"]["gates"]["canary"]["error_rate"].startswith("(sum(increase(http_requests_total{")
