@@ -233,37 +233,61 @@ class PublishLog:
         self.version = version
         self.seen = set()
         self.docs = {}
+        self.offset = 0
         self.lock = threading.Lock()
         if os.path.exists(self.path):
-            with open(self.path, encoding="utf-8") as fh:
-                for line in fh:
-                    try:
-                        rec = json.loads(line)
-                    except ValueError:
-                        continue  # a torn last line from a crash; ignore it
-                    # de-duplication is per version and consumer: a staging shadow consumer
-                    # (build-only) does not hide an event from the production consumer
-                    if rec.get("version") == version and rec.get("durable", durable) == durable:
-                        self.seen.add(rec.get("event_id"))
-                        if rec.get("action") in ("published", "built"):
-                            self.docs[rec.get("repo")] = rec
+            with open(self.path, "rb") as fh:
+                data = fh.read()
+            self.offset = len(data)
+            for line in data.splitlines():
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue  # a torn last line from a crash; ignore it
+                # de-duplication is per version and consumer: a staging shadow consumer
+                # (build-only) does not hide an event from the production consumer
+                self._learn(rec, durable)
+
+    def _learn(self, rec, durable):
+        if rec.get("version") == self.version and rec.get("durable", durable) == durable:
+            self.seen.add(rec.get("event_id"))
+            if rec.get("action") in ("published", "built"):
+                self.docs[rec.get("repo")] = rec
 
     def record(self, rec):
+        """Append ``rec`` unless this version and consumer already recorded its event, in this process or in
+        another one sharing the file (several hosts' instances after a replay): the check and the append happen
+        under one lock, so an event is recorded once. Returns False for a duplicate."""
         line = (json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n").encode()
         with self.lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
+                os.lseek(fd, self.offset, os.SEEK_SET)
+                new = b""
+                while True:
+                    chunk = os.read(fd, 1 << 16)
+                    if not chunk:
+                        break
+                    new += chunk
+                for raw in new.splitlines():
+                    try:
+                        self._learn(json.loads(raw), rec.get("durable"))
+                    except ValueError:
+                        continue  # a torn line from a crash
+                self.offset += len(new)
+                if rec["event_id"] in self.seen:
+                    return False
                 view = memoryview(line)
                 while view:
                     n = os.write(fd, view)
                     view = view[n:]
                 os.fsync(fd)
+                self.offset += len(line)
             finally:
                 os.close(fd)  # closing releases the flock
-            self.seen.add(rec["event_id"])
-            if rec["action"] in ("published", "built"):
-                self.docs[rec["repo"]] = rec
+            self._learn(rec, rec.get("durable"))
+            return True
 
 
 class Service:
@@ -541,12 +565,17 @@ class Service:
         }
         if self.publish is not None:
             try:
-                await asyncio.get_running_loop().run_in_executor(None, self.publish.record, rec)
+                recorded = await asyncio.get_running_loop().run_in_executor(None, self.publish.record, rec)
             except OSError as exc:
                 # Not recorded, so not acknowledged: JetStream redelivers it later.
                 self.consumer_error = "cannot record event %s: %s" % (event_id, exc)
                 m.events.labels(version, "failed").inc()
                 await msg.nak(delay=1.0)
+                return
+            if not recorded:
+                # another instance of this version recorded it meanwhile (a replay reaches every host)
+                m.events.labels(version, "duplicate").inc()
+                await self._ack(msg)
                 return
         m.events.labels(version, action).inc()
         m.lag.labels(version).observe(lag)
