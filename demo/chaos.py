@@ -1,8 +1,18 @@
 """Chaos drills against the local demo stack: each breaks one real component and checks the recovery.
 
-* ``kill_canary`` — a canary of the running version takes ~10 % of the traffic and is
-  SIGKILLed: HAProxy must take it out (health check) with almost no client-visible
-  error (``option redispatch``), and it must come back healthy and routed.
+* ``kill_canary`` — the canary slot runs the promoted version with ~10 % of the traffic and
+  is SIGKILLed (``demo.stack.slot.kill``); supervisord must start it again on its own
+  (``autorestart``) and it must be healthy and UP in HAProxy again, with almost no
+  client-visible error meanwhile (HAProxy's ``option redispatch`` / retries, its health
+  check). The recovery time is from the kill to the new process answering ``/healthz``
+  and HAProxy seeing it UP. After the advanced phase the canary slot is stopped (the
+  release runs in the stable slot), so the drill starts it from the program the
+  collection's ``deploy_hosts`` left in supervisord (the canary of the last advanced
+  batch: the same version and flags as the stable slot) with ``supervisorctl start``,
+  gives it 10 % of the traffic, and afterwards puts the weights back and stops it again
+  (``supervisorctl stop``), as the phase left it. We chose the canary over the stable
+  slot: killing the slot that carries all the traffic has no other server to redispatch
+  to, so it would measure HAProxy's retries rather than the recovery.
 * ``restart_nats`` — nats-server is stopped and started again (same store): the
   services' consumers reconnect and an event published after the restart is
   processed within the freshness SLO (10 s).
@@ -14,6 +24,7 @@ Each drill returns ``{"drill", "success", "recovery_s", "detail"}``.
 import json
 import os
 import signal
+import subprocess
 import time
 import urllib.request
 from urllib.parse import urlencode
@@ -48,39 +59,67 @@ def _wait(pred, timeout, interval=0.05):
     return False
 
 
+def _supervisorctl(info, *args, timeout=30):
+    sup = info["supervisor"]
+    return subprocess.run([sup["supervisorctl"], "-c", sup["conf"]] + list(args), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
 def kill_canary(info, loadgen, version):
-    """Run ``version`` as a 10 % canary, SIGKILL it, check HAProxy routes around it and it comes back."""
+    """SIGKILL a 10 % canary of ``version``: supervisord restarts it, HAProxy routes around it meanwhile."""
     backend, srv = info["haproxy"]["backend"], info["haproxy"]["servers"]
-    stable_env = info["slots"]["stable"]["env_file"]
+    program = info["slots"]["canary"]["program"]
     weights_before = {n: int(_haproxy(info, "get weight %s/%s" % (backend, srv[n])).split()[0]) for n in ("stable", "canary")}
+    started_here = False
+    fail = {"drill": "kill canary", "success": False, "recovery_s": None}
     try:
-        slots.start(info, "canary", version, env_file=stable_env)
+        if not slots.status(info, "canary")["healthy"]:
+            res = _supervisorctl(info, "start", program)
+            started_here = True
+            if not _wait(lambda: slots.status(info, "canary")["healthy"], 20, 0.2):
+                return dict(fail, detail="the canary slot did not start healthy (supervisorctl start %s: %s)"
+                            % (program, (res.stdout + res.stderr).strip()[:200]))
+        running = slots.status(info, "canary")["version"]
         _haproxy(info, "set weight %s/%s 11" % (backend, srv["canary"]))
         _haproxy(info, "set weight %s/%s 100" % (backend, srv["stable"]))
-        if not _wait(lambda: server_status(info, srv["canary"]) == "UP", 5):
-            return {"drill": "kill canary", "success": False, "recovery_s": None, "detail": "canary never UP"}
+        if not _wait(lambda: server_status(info, srv["canary"]) == "UP", 10):
+            return dict(fail, detail="the canary never UP in HAProxy")
         time.sleep(2)
-        state = slots.read_state(info, "canary")
         t_kill = time.monotonic()
-        os.killpg(state["pid"], signal.SIGKILL)
-        detected = _wait(lambda: server_status(info, srv["canary"]).startswith("DOWN"), 5)
-        t_detect = time.monotonic() - t_kill
+        killed = slots.kill(info, "canary", signal.SIGKILL)
+        if not killed:
+            return dict(fail, detail="no canary process to kill")
+        seen_down = [None]
+
+        def back():
+            st = server_status(info, srv["canary"]) or ""
+            if st.startswith("DOWN") and seen_down[0] is None:
+                seen_down[0] = time.monotonic() - t_kill
+            if st != "UP":
+                return False
+            h = slots.health(info["slots"]["canary"]["port"]) or {}
+            return h.get("status") == "ok" and h.get("pid") not in (None, killed)
+        ok_back = _wait(back, 30, 0.1)
+        recovery = time.monotonic() - t_kill
+        new_pid = slots.pid(info, "canary")
         time.sleep(0.5)
         window = loadgen.window(time.monotonic() - t_kill + 0.5) if loadgen else {}
         total = sum(v["requests"] for v in window.values())
         errors = sum(v["errors"] for v in window.values())
-        slots.start(info, "canary", version, env_file=stable_env)
-        back = _wait(lambda: server_status(info, srv["canary"]) == "UP", 10)
-        recovery = time.monotonic() - t_kill
         err_rate = errors / total if total else 0.0
-        ok = detected and back and err_rate <= 0.02
+        ok = bool(ok_back) and err_rate <= 0.02
+        down = ("HAProxy marked it DOWN after %.2f s" % seen_down[0] if seen_down[0] is not None
+                else "back before HAProxy's health check marked it DOWN")
         return {"drill": "kill canary", "success": ok, "recovery_s": round(recovery, 3),
-                "detail": "HAProxy marked it DOWN after %.2f s; %d/%d client errors while it was dead; back UP: %s"
-                          % (t_detect, errors, total, back)}
+                "detail": "canary %s (pid %s) SIGKILLed; supervisord restarted it (pid %s), healthy and UP after "
+                          "%.2f s: %s; %d/%d client errors meanwhile"
+                          % (running, killed, new_pid, recovery, down if ok_back else "NOT back", errors, total)}
     finally:
         for n in ("stable", "canary"):
             _haproxy(info, "set weight %s/%s %d" % (backend, srv[n], weights_before[n]))
-        slots.stop(info, "canary")
+        if started_here:
+            time.sleep(0.5)  # let the canary's in-flight requests finish
+            _supervisorctl(info, "stop", program)
 
 
 def restart_nats(info, nats, timeout=20.0):

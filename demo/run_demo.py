@@ -3,10 +3,14 @@
     .venv/bin/python demo/run_demo.py [--shortened] [--workdir demo/run]
                                      [--keep-up] [--skip-bad] [--rate 40] [--events-rate 5]
 
-1. starts the local stack (NATS JetStream, Prometheus, HAProxy, stable service v1);
+1. starts the local stack (NATS JetStream, Prometheus, HAProxy) and installs the stable v1
+   with the collection's ``stagegate.rollout.install`` (``demo.stack.local``); the stack
+   writes the demo's inventory to ``<workdir>/inventory`` (inventories/demo plus the
+   generated ``hosts.yml`` and ``group_vars/all/stack.yml``);
 2. starts the load generator (HTTP through HAProxy + repository events to JetStream);
-3. release v2: ``ansible-playbook -i inventories/<phase> playbooks/<phase>.yml`` for
-   staging, canary, production, advanced — each must succeed;
+3. release v2: ``ansible-playbook -i <workdir>/inventory stagegate.rollout.<phase>
+   -e rollout_version=v2 -e rollout_auto_approve=true [-e demo_shortened=true]`` for
+   staging, canary, production, advanced — each must succeed; then the chaos drills;
 4. release v3, made bad (``DEMO_FAULT_ERROR_RATE__V3`` in the stack's faults file, only
    visible once publishing is external): the same playbooks, which must roll it back
    at the canary;
@@ -14,8 +18,8 @@
    replayed after the rollback), verifies the ledger, writes the report, stops the stack.
 
 While it runs it prints the phase, HAProxy's canary weight, live error rate and
-latency of stable vs canary (from Prometheus) and the decisions as the ledger records
-them.
+latency of stable vs canary (from Prometheus, slot versions from their /healthz) and
+the decisions as the ledger records them.
 """
 import argparse
 import json
@@ -37,6 +41,7 @@ for _p in (os.path.join(ROOT, ".collections"), ROOT):
         sys.path.insert(0, _p)
 
 from demo.loadgen import LoadGen  # noqa: E402
+from demo.stack import playbook  # noqa: E402
 from demo.stack import slot as slots  # noqa: E402
 from demo.stack.haproxy import runtime_command  # noqa: E402
 from demo.stack.local import LocalStack  # noqa: E402
@@ -146,8 +151,11 @@ class Demo:
             return
         versions = {}
         for name in ("stable", "canary"):
-            st = slots.read_state(self.info, name) or {}
-            versions[name] = st.get("version") if slots.alive(st.get("pid"), st.get("start_time")) else None
+            try:
+                st = slots.status(self.info, name)
+            except Exception:
+                st = {}
+            versions[name] = st.get("version") if st.get("running") else None
         for name in ("stable", "canary"):
             rps = req.get(name)
             if not versions[name] or not rps:
@@ -192,7 +200,7 @@ class Demo:
         with self.lock:
             self.run["decisions"].append(d)
             kind = d["action"]
-            body = rec.get("data") if isinstance(rec.get("data"), dict) else rec
+            body = _ledger_body(rec)
             if "gate" in kind or "check" in kind:
                 for g in _gate_rows(body, d):
                     self.run["gates"].append(g)
@@ -205,22 +213,56 @@ class Demo:
                  % (d.get("release") or "", d.get("phase") or "", kind, (d.get("detail") or "")[:110]))
 
     def _track_rollback(self, rec, d):
-        """Rollbacks the playbooks made, from their ledger entries (the verdict, traffic back, the replay)."""
+        """Rollbacks the playbooks made, from their ledger entries (the failing verdict, the rollback).
+
+        When the canary traffic was back at 0 % comes from HAProxy itself (the monitor's weights), the
+        replay from the rollback entry's evidence; ``finish_rollbacks`` adds the event counts at the end.
+        """
         key = (d.get("release"), d.get("phase"))
         failed = str(rec.get("decision")) in ("rollback", "fail") and rec.get("event") in ("judge", "gate")
         if failed:
-            self._verdicts[key] = d["t"]
+            self._verdicts.setdefault(key, d["t"])
         elif rec.get("event") == "traffic_restored":
             self._restored[key] = d["t"]
-        elif rec.get("event") == "rollback":
+        elif rec.get("event") in ("rollback", "rollback_incomplete"):
             ev = rec.get("evidence") or {}
             replay = (ev.get("replay") or {}).get("replay") or {}
-            restored = self._restored.pop(key, d["t"])
+            verdict = self._verdicts.pop(key, None)
             self.run["rollbacks"].append({
-                "release": key[0], "phase": key[1], "reason": rec.get("reason"),
-                "verdict_at": self._verdicts.pop(key, restored), "traffic_restored_at": restored, "finished_at": d["t"],
+                "release": key[0], "phase": key[1], "reason": rec.get("reason"), "decision": rec.get("decision"),
+                "left": ev.get("left") or [], "verdict_at": verdict,
+                "traffic_restored_at": self._restored.pop(key, None), "finished_at": d["t"],
+                "traffic_elapsed_ms": ev.get("traffic_elapsed_ms"),
                 "replay": {"events_replayed": ev.get("events_replayed"), "from_time": replay.get("from_time"),
-                           "recreated": replay.get("recreated")}})
+                           "from_seq": replay.get("from_seq"), "recreated": replay.get("recreated")}})
+
+    def finish_rollbacks(self, bad_versions):
+        """Complete the rollback records: when HAProxy's canary weight was 0 again (first poll at 0 % after the
+        verdict), how many stored events the replay delivered again and how many of the bad version's events
+        a healthy version reprocessed."""
+        with self.lock:
+            weights = list(self.run["weights"])
+        sent = _read_jsonl(os.path.join(self.info["workdir"], "events.jsonl"))
+        published = _read_jsonl(self.info["publish_file"])
+        durable = self.info["nats"]["durable"]
+        for rb in self.run["rollbacks"]:
+            start = rb["verdict_at"] or rb["finished_at"]
+            if not rb.get("traffic_restored_at"):
+                zero = [w["t"] for w in weights if w["t"] >= start - 0.2 and w["canary"] == 0]
+                rb["traffic_restored_at"] = zero[0] if zero else None
+            if rb["verdict_at"] is None:
+                rb["verdict_at"] = rb["traffic_restored_at"]
+            rep = rb["replay"]
+            since = _epoch(rep.get("from_time"))
+            if rep.get("events_replayed") is None and since is not None:
+                rep["events_replayed"] = sum(1 for e in sent if since <= e.get("ts", 0) <= rb["finished_at"])
+            by_bad = {r["event_id"] for r in published
+                      if r.get("version") == rb["release"] and r.get("durable", durable) == durable}
+            rep["reprocessed_by_stable"] = len({
+                r["event_id"] for r in published
+                if r.get("version") != rb["release"] and r.get("version") not in bad_versions
+                and r.get("durable", durable) == durable
+                and r["event_id"] in by_bad and r.get("ts", 0) >= start})
 
     # --- the stack ------------------------------------------------------------------------------
     def clean_workdir(self):
@@ -246,7 +288,8 @@ class Demo:
     def start_stack(self):
         wd = self.args.workdir
         self.clean_workdir()
-        self.say("starting the local stack in %s (NATS JetStream, HAProxy, Prometheus, stable v1) ..." % wd)
+        self.say("starting the local stack in %s (NATS JetStream, HAProxy, Prometheus; v1 by stagegate.rollout.install)"
+                 " ..." % wd)
         self.stack = LocalStack(wd).start()
         self.info = self.stack.info
         if not self.stack.wait_scraped(30):
@@ -271,6 +314,40 @@ class Demo:
             fh.write("# written by demo/run_demo.py\n" + text)
 
 
+def _read_jsonl(path):
+    out = []
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    continue
+    return out
+
+
+def _epoch(value):
+    """Epoch seconds of a number or an ISO 8601 time (Z or offset, any number of fraction digits)."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    import re
+    from datetime import datetime
+    text = re.sub(r"(\.\d{6})\d+", r"\1", str(value).strip().replace("Z", "+00:00"))
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def _ledger_body(rec):
+    """The fields of a ledger entry with its ``evidence`` (or an older ``data``) merged in."""
+    body = dict(rec)
+    for k in ("data", "evidence"):
+        if isinstance(rec.get(k), dict):
+            body.update(rec[k])
+    return body
+
+
 def _ms(v):
     return round(v * 1000, 3) if v is not None else None
 
@@ -287,8 +364,9 @@ def _fmt_slot(name, rec, version):
 
 
 def ledger_decision(rec):
-    """A readable summary of one ledger record, whatever the exact schema."""
-    data = rec.get("data") if isinstance(rec.get("data"), dict) else {}
+    """A readable summary of one ledger record (rollout_ledger: seq, ts, release, phase, step, event, decision,
+    reason, evidence), tolerant of older schemas."""
+    data = next((rec[k] for k in ("evidence", "data") if isinstance(rec.get(k), dict)), {})
 
     def get(*keys):
         return next((src[k] for k in keys for src in (rec, data) if src.get(k) not in (None, "")), None)
@@ -297,17 +375,14 @@ def ledger_decision(rec):
     detail = get("detail", "message", "msg", "reason", "verdict", "result")
     if detail is None:
         detail = json.dumps(dict(data) if data else
-                            {k: v for k, v in rec.items() if k not in ("hash", "prev_hash", "prev", "seq")},
+                            {k: v for k, v in rec.items() if k not in ("hash", "prev_hash", "prev", "seq", "mac")},
                             sort_keys=True, default=str)[:300]
-    t = get("ts", "time", "timestamp", "at")
-    if isinstance(t, str):
-        try:
-            from datetime import datetime
-            t = datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            t = None
+    decision = rec.get("decision")
+    if decision not in (None, "") and str(decision) != str(action):
+        detail = "%s: %s" % (decision, detail)
+    t = _epoch(get("ts", "time", "timestamp", "at"))
     return {"t": t or time.time(), "release": get("version", "release", "rollout_version"),
-            "phase": get("phase"), "action": str(action), "detail": str(detail)}
+            "phase": get("phase"), "step": get("step"), "action": str(action), "detail": str(detail)}
 
 
 def _gate_rows(body, d):
@@ -342,7 +417,7 @@ def _judge_row(body, d):
 
 # ----- drivers ------------------------------------------------------------------------------------
 class AnsibleDriver:
-    """Runs the collection's phase playbooks: the product."""
+    """Runs the collection's phase playbooks (by FQCN, against the stack's inventory, as a user would)."""
 
     name = "ansible"
 
@@ -350,68 +425,67 @@ class AnsibleDriver:
         self.demo = demo
 
     def check(self):
-        missing = [p for p in ["playbooks/%s.yml" % ph for ph in PHASES] + ["inventories/%s" % ph for ph in PHASES]
+        coll = os.path.join(ROOT, ".collections", "ansible_collections", "stagegate", "rollout")
+        missing = [p for p in ["playbooks/%s.yml" % ph for ph in ("install",) + PHASES] + ["inventories/demo"]
                    if not os.path.exists(os.path.join(ROOT, p))]
+        if not os.path.exists(os.path.join(coll, "galaxy.yml")):
+            missing.append(os.path.relpath(coll, ROOT) + " (the collection, run make setup)")
         if missing:
-            raise RuntimeError("the phase playbooks/inventories are missing: %s" % ", ".join(missing))
-        if not shutil.which("ansible-playbook", path=os.path.dirname(sys.executable) + os.pathsep
-                            + os.environ.get("PATH", "")):
+            raise RuntimeError("the collection's playbooks/inventory are missing: %s" % ", ".join(missing))
+        if not shutil.which("ansible-playbook", path=playbook.BIN + os.pathsep + os.environ.get("PATH", "")):
             raise RuntimeError("ansible-playbook is not on PATH (run make setup)")
 
     def extra_vars(self, release, phase):
-        info = self.demo.info
-        return {
-            "rollout_version": release,
-            "auto_approve": True,
-            "demo_stack_file": os.path.join(info["workdir"], "stack.json"),
-            "rollout_ledger_path": self.demo.ledger_path,
-            "rollout_shortened": bool(self.demo.args.shortened),
-        }
+        """What a user adds on the command line; everything else is in the inventory."""
+        return {"rollout_auto_approve": True, "demo_shortened": bool(self.demo.args.shortened)}
 
     def run_phase(self, release, phase):
         """True when the phase playbook succeeded (promoted), False when it failed (rolled back)."""
         demo = self.demo
-        ev_file = os.path.join(demo.info["workdir"], "extra-vars-%s-%s.json" % (release, phase))
-        with open(ev_file, "w", encoding="utf-8") as fh:
-            json.dump(self.extra_vars(release, phase), fh, indent=2)
-        argv = ["ansible-playbook", "-i", "inventories/%s" % phase, "playbooks/%s.yml" % phase, "-e", "@" + ev_file]
+        argv = playbook.argv(demo.info, phase, release, self.extra_vars(release, phase))
         log_path = os.path.join(demo.info["workdir"], "logs", "%s-%s.log" % (release, phase))
-        demo.say("PLAYBOOK %s" % " ".join(argv))
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
-                   ANSIBLE_FORCE_COLOR="false", ANSIBLE_NOCOWS="1", PYTHONUNBUFFERED="1",
-                   PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+        demo.say("PLAYBOOK %s" % " ".join(["ansible-playbook"] + argv[1:]))
         with open(log_path, "w", encoding="utf-8") as log:
-            proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    text=True, start_new_session=True)
+            proc = subprocess.Popen(argv, cwd=demo.info["workdir"], env=playbook.env(), stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            timer = threading.Timer(demo.args.phase_timeout, _kill_session, (proc,))
+            timer.daemon = True
+            timer.start()
             try:
                 for line in proc.stdout:
                     log.write(line)
+                    log.flush()
                     s = line.strip()
                     if s.startswith("TASK [") and demo.args.verbose:
                         demo.say("  %s" % s.rstrip("*").strip())
-                    elif s.startswith(("fatal:", "FAILED", "ERROR!")) or "rescue" in s.lower() and s.startswith("TASK"):
-                        demo.say("  %s" % s[:200])
-                rc = proc.wait(timeout=self.demo.args.phase_timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(10)
+                    elif s.startswith(("fatal:", "FAILED", "ERROR!", "[ERROR]")) or (
+                            s.startswith("TASK [") and ("rescue" in s.lower() or "roll back" in s.lower())):
+                        demo.say("  %s" % s.rstrip("*").strip()[:200])
+                rc = proc.wait()
+            finally:
+                timer.cancel()
+                if proc.poll() is None:  # interrupted: stop the playbook with us
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait(10)
+            if getattr(proc, "_demo_timed_out", False):
+                demo.say("  playbook timed out after %ss" % demo.args.phase_timeout)
                 rc = -1
-                demo.say("  playbook timed out after %ss" % self.demo.args.phase_timeout)
         demo.say("PLAYBOOK %s/%s exit %s (log %s)" % (release, phase, rc, log_path))
         if rc == 0:
             self.check_retention(phase)
         return rc == 0
 
     def check_retention(self, phase):
-        """After a promoted phase, the stream holds the retention its inventory declares (read-only check)."""
+        """After a promoted phase, the stream holds the retention the inventory's plan declares (read-only)."""
         import asyncio
         import nats
         import yaml
         from ansible_collections.stagegate.rollout.plugins.module_utils.jetstream_config import (
             parse_count, parse_duration, parse_size)
-        with open(os.path.join(ROOT, "inventories", phase, "group_vars", "all", "phase.yml"), encoding="utf-8") as fh:
-            plan = yaml.safe_load(fh)
-        declared = plan.get("rollout_retention_after") or plan["rollout_retention"]
+        with open(os.path.join(self.demo.info["inventory"], "group_vars", "all", "phases.yml"),
+                  encoding="utf-8") as fh:
+            plan = yaml.safe_load(fh)["rollout_%s" % phase]
+        declared = plan.get("retention_after") or plan["retention"]
         expected = {"max_age": parse_duration(declared["max_age"], "max_age", unlimited=True) / 1e9,
                     "max_msgs": parse_count(declared["max_msgs"], "max_msgs"),
                     "max_bytes": parse_size(declared["max_bytes"], "max_bytes")}
@@ -428,6 +502,15 @@ class AnsibleDriver:
             self.demo.run["retention"].append({"phase": phase, "expected": expected, "observed": observed,
                                                "matches": all(observed[k] == v for k, v in expected.items())})
         self.demo.say("RETAIN   %s: %s (inventory: %s)" % (phase, observed, declared))
+
+
+def _kill_session(proc):
+    """Stop a playbook run that took too long (its whole session: ansible's workers too)."""
+    proc._demo_timed_out = True
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
 
 
 def account_events(info, bad_versions, timeout=30.0, say=print):
@@ -540,7 +623,7 @@ def parse_args(argv=None):
     p.add_argument("--keep-up", action="store_true", help="leave the stack running at the end")
     p.add_argument("--no-chaos", dest="chaos", action="store_false",
                    help="skip the chaos drills after the good release reached advanced")
-    p.add_argument("--phase-timeout", type=float, default=300.0)
+    p.add_argument("--phase-timeout", type=float, default=900.0, help="seconds before a phase playbook is stopped")
     p.add_argument("--print-every", type=float, default=5.0)
     p.add_argument("--verbose", action="store_true", help="print every playbook task")
     a = p.parse_args(argv)
@@ -578,6 +661,14 @@ def main(argv=None):
             lg["requests"], lg["errors"], lg["events"]["published"]))
         demo.run["events"] = account_events(demo.info, {BAD} if bad_rolled_back else set(), say=demo.say)
         demo.tail_ledger()
+        demo.finish_rollbacks({BAD} if bad_rolled_back else set())
+        for rb in demo.run["rollbacks"]:
+            traffic = (rb["traffic_restored_at"] - rb["verdict_at"]) if rb["traffic_restored_at"] and rb["verdict_at"] \
+                else None
+            demo.say("rollback of %s at %s: canary traffic 0 %% %s after the verdict; %s events replayed, %s of %s's "
+                     "reprocessed by a healthy version" % (
+                         rb["release"], rb["phase"], "%.2f s" % traffic if traffic is not None else "(not seen)",
+                         rb["replay"]["events_replayed"], rb["replay"]["reprocessed_by_stable"], rb["release"]))
         demo.run["ledger"] = verify_ledger(demo.ledger_path)
         ev = demo.run["events"]
         demo.say("events: %d stored, %d processed exactly once by a healthy version, %d lost, %d duplicated"

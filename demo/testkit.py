@@ -1,4 +1,4 @@
-"""Helpers shared by the demo tests and the demo runner: JetStream calls, service processes, waiting."""
+"""Helpers shared by the demo tests and the demo runner: JetStream calls, service processes, waiting, processes."""
 import asyncio
 import json
 import os
@@ -134,3 +134,19 @@ def start_nats(workdir, port=None):
     url = "nats://127.0.0.1:%d" % port
     run(js_call(url, lambda js: js.add_stream(name=STREAM, subjects=SUBJECTS)))
     return proc, url
+
+
+def processes_mentioning(text):
+    """(pid, command line) of every process whose command line contains ``text`` (pytest itself excepted)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if text in cmd and "pytest" not in cmd:
+            found.append((int(pid), cmd))
+    return found
