@@ -365,13 +365,14 @@ def gate_queries(metrics, slot, version=""):
 
 
 def plan(target, groups=None, hosts=None, backend_servers=None, canary_weights=None, batch_sizes=None,
-         version=""):
+         version="", weights_field="canary_weights", batches_field="batches"):
     """Validate ``target`` and derive what the phases use; returns ``(plan, no_log_values)``.
 
     ``plan`` holds the normalized target without its secrets (``target``), the app hosts, their HAProxy
     servers, the NATS connection keys that are set (names only) and the default queries (``queries``, for
     ``version``); with ``canary_weights`` (percentages) the HAProxy weights of each (``weights``), with
-    ``batch_sizes`` the host batches of production (``host_batches``).
+    ``batch_sizes`` the host batches of production (``host_batches``). ``weights_field`` and ``batches_field``
+    name where the weights and the batch sizes come from, in error messages.
     """
     t, secrets = validate(target, groups=groups, hosts=hosts)
     out = {"kind": t["kind"], "name": t["name"]}
@@ -381,9 +382,14 @@ def plan(target, groups=None, hosts=None, backend_servers=None, canary_weights=N
         if backend_servers is not None:
             check_backend(server_map, t["load_balancer"]["backend"], backend_servers)
         out.update(app_hosts=app_hosts, servers=server_map)
-        out["weights"] = dict((str(p), weights(server_map, p)) for p in (canary_weights or []))
+        out["weights"] = {}
+        for p in canary_weights or []:
+            try:
+                out["weights"][str(p)] = weights(server_map, p)
+            except TargetError as exc:
+                raise TargetError("%s: %s" % (weights_field, exc))
         if batch_sizes is not None:
-            out["host_batches"] = batches(app_hosts, batch_sizes)
+            out["host_batches"] = batches(app_hosts, batch_sizes, field=batches_field)
     out["nats_connection_keys"] = sorted(nats_connection(t.get("nats")))
     m = t["metrics"]
     out["queries"] = {"judge": judge_queries(m, version),

@@ -56,6 +56,14 @@ options:
     description: The release, for the version label of the default queries (C(metrics.version_label)).
     type: str
     default: ""
+  canary_weights_field:
+    description: Where O(canary_weights) come from, named in error messages (for example V(rollout_canary.steps)).
+    type: str
+    default: canary_weights
+  batches_field:
+    description: Where O(batches) come from, named in error messages (for example V(rollout_production.batches)).
+    type: str
+    default: batches
 attributes:
   check_mode:
     description: Can run in check mode and return the same result (it never changes anything).
@@ -148,6 +156,8 @@ ARGUMENT_SPEC = dict(
     canary_weights=dict(type="list", elements="raw"),
     batches=dict(type="list", elements="raw"),
     version=dict(type="str", default=""),
+    canary_weights_field=dict(type="str", default="canary_weights"),
+    batches_field=dict(type="str", default="batches"),
 )
 
 
@@ -158,7 +168,9 @@ def main():
         result, secrets = plan(module.params["target"], groups=module.params["groups"],
                                hosts=module.params["hosts"], backend_servers=module.params["backend_servers"],
                                canary_weights=module.params["canary_weights"], batch_sizes=module.params["batches"],
-                               version=module.params["version"])
+                               version=module.params["version"],
+                               weights_field=module.params["canary_weights_field"],
+                               batches_field=module.params["batches_field"])
     except TargetError as exc:
         module.fail_json(msg=str(exc))
     module.no_log_values.update(secrets)

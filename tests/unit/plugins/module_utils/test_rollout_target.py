@@ -186,5 +186,7 @@ def test_plan_returns_step_weights_batches_and_queries():
     assert plan["host_batches"] == [["app1"], ["app2", "app3"]]
     assert plan["queries"]["gates"]["canary"]["error_rate"].startswith("(sum(increase(http_requests_total{")
     assert plan["queries"]["judge"]["baseline"]["requests"] == 'sum(http_requests_total{job="codex",slot="stable"})'
-    with pytest.raises(rt.TargetError, match="not a whole number of percent"):
-        rt.plan(target(), GROUPS, HOSTS, canary_weights=[150])
+    with pytest.raises(rt.TargetError, match=r"rollout_canary.steps: canary weight 150 is not a whole number"):
+        rt.plan(target(), GROUPS, HOSTS, canary_weights=[150], weights_field="rollout_canary.steps")
+    with pytest.raises(rt.TargetError, match=r"rollout_production.batches\[0\]: 'x' is not a batch size"):
+        rt.plan(target(), GROUPS, HOSTS, batch_sizes=["x"], batches_field="rollout_production.batches")
