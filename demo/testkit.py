@@ -150,3 +150,15 @@ def processes_mentioning(text):
         if text in cmd and "pytest" not in cmd:
             found.append((int(pid), cmd))
     return found
+
+
+def read_env_file(path):
+    """The KEY=value lines of an env file (the flags of a slot) as a dict; comments and blank lines skipped."""
+    out = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                k, v = line.split("=", 1)
+                out[k] = v
+    return out

@@ -42,7 +42,7 @@ from demo.stack.haproxy import HAProxy, runtime_command
 from demo.stack.local import DURABLE, STREAM, SUBJECT_PREFIX, SUBJECTS, _ensure_stream
 from demo.stack.nats import NatsServer
 from demo.stack.prometheus import Prometheus
-from demo.testkit import consumer_info
+from demo.testkit import consumer_info, read_env_file
 from tests.integration.hosts.ssh_hosts import SSHD, SshHosts, accepts, alive
 
 pytestmark = pytest.mark.slow
@@ -343,14 +343,7 @@ class Site:
                     for name, addr in sorted(self.ssh.hosts.items()))
 
     def env(self, name, slot):
-        out = {}
-        with open(os.path.join(self.base_dir(name), slot, "service.env"), encoding="utf-8") as fh:
-            for line in fh:
-                line = line.strip()
-                if line and not line.startswith("#") and "=" in line:
-                    k, v = line.split("=", 1)
-                    out[k] = v
-        return out
+        return read_env_file(os.path.join(self.base_dir(name), slot, "service.env"))
 
     def program_state(self, name, slot):
         p = subprocess.run([os.path.join(BIN, "supervisorctl"), "-c", self.supervisor_conf(name), "status",

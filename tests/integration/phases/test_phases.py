@@ -21,6 +21,7 @@ from demo.loadgen import LoadGen
 from demo.stack import playbook
 from demo.stack.local import LocalStack
 from demo.stack import slot as slots
+from demo.testkit import read_env_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 HAS_RETENTION_ROLE = os.path.isdir(os.path.join(ROOT, "roles", "jetstream_retention"))
@@ -68,14 +69,7 @@ def weights(info):
 
 
 def env_of(info, slot):
-    out = {}
-    with open(info["slots"][slot]["env_file"], encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                k, v = line.split("=", 1)
-                out[k] = v
-    return out
+    return read_env_file(info["slots"][slot]["env_file"])
 
 
 def retention(info):
