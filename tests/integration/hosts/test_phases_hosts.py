@@ -75,7 +75,7 @@ def collection(tmp_path_factory):
     assert len(tarballs) == 1, out.stdout
     path = tmp / "collections"
     out = subprocess.run([os.path.join(BIN, "ansible-galaxy"), "collection", "install", str(tarballs[0]), "-p",
-                          str(path), "--no-deps"], cwd=str(tmp), env=_env(None), capture_output=True, text=True,
+                          str(path), "--no-deps", "--force"], cwd=str(tmp), env=_env(None), capture_output=True, text=True,
                          timeout=300, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
     installed = path / "ansible_collections" / "stagegate" / "rollout"
