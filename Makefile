@@ -13,7 +13,7 @@ export ANSIBLE_NOCOWS := 1
 export PYTHONDONTWRITEBYTECODE := 1
 PYTEST := $(ROOT)/.venv/bin/python -m pytest
 
-.PHONY: help setup demo test unit sanity lint integration molecule bench clean
+.PHONY: help setup demo test unit sanity lint integration molecule molecule-ci bench clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -25,7 +25,7 @@ demo: setup
 	.venv/bin/python demo/run_demo.py
 
 test: setup
-	$(MAKE) unit sanity lint integration molecule
+	$(MAKE) unit sanity lint integration molecule-ci
 
 unit:
 	$(PYTEST) tests/unit -q
@@ -45,6 +45,10 @@ integration:
 
 molecule:
 	bash scripts/molecule_all.sh
+
+# the phases' scenarios up to the canary (production and advanced run in tests/integration/hosts and demo)
+molecule-ci:
+	bash scripts/molecule_all.sh phase_staging phase_canary jetstream_retention
 
 bench:
 	.venv/bin/python -m bench

@@ -678,6 +678,14 @@ def main(argv=None):
         ok = (good_ok and (args.skip_bad or bad_rolled_back) and ev["lost"] == 0 and ev["duplicates"] == 0
               and chaos_ok)
         exit_code = 0 if ok else 1
+        why = [w for w, bad in (("the good release %s was not promoted" % GOOD, not good_ok),
+                                ("the bad release %s was not rolled back" % BAD, not (args.skip_bad or bad_rolled_back)),
+                                ("%d event(s) lost" % ev["lost"], ev["lost"]),
+                                ("%d event(s) duplicated" % ev["duplicates"], ev["duplicates"]),
+                                ("chaos drills failed: %s" % ", ".join(r["drill"] for r in chaos if not r["success"]),
+                                 not chaos_ok)) if bad]
+        if why:
+            demo.say("demo FAILED because: " + "; ".join(why))
     except KeyboardInterrupt:
         demo.say("interrupted")
         exit_code = 130

@@ -15,7 +15,10 @@ class HAProxy(Component):
         lines = [
             "global", "  stats socket %s mode 600 level admin" % self.socket_path, "  maxconn 2000", "",
             "defaults", "  mode http", "  timeout connect 2s", "  timeout client 30s", "  timeout server 30s",
-            "  option redispatch", "  retries 2", "",
+            "  option redispatch", "  retries 2",
+            # a GET lost with a killed slot (connection refused or closed without an answer) is sent again,
+            # to another server when there is one (HAProxy's layer-7 retries)
+            "  retry-on conn-failure empty-response", "",
             "frontend fe_app", "  bind 127.0.0.1:%d" % self.frontend_port, "  default_backend %s" % next(iter(backends)),
             "",
             "frontend fe_stats", "  bind 127.0.0.1:%d" % self.stats_port,

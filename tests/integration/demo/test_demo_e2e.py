@@ -8,6 +8,7 @@ machine (mostly Ansible's own task overhead).
 """
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -24,7 +25,10 @@ def test_demo_promotes_good_release_and_rolls_back_bad_one(tmp_path):
     res = subprocess.run([sys.executable, "demo/run_demo.py", "--shortened", "--workdir", wd],
                          cwd=ROOT, capture_output=True, text=True, check=False, timeout=2700)
     out = res.stdout + res.stderr
-    assert res.returncode == 0, out[-6000:]
+    # on failure: the run's outcome lines first (phases, chaos drills, events, why), then the tail
+    summary = [line for line in res.stdout.splitlines()
+               if re.search(r"PROMOTED|ROLLED BACK|CHAOS|events:|FAILED|demo failed", line)]
+    assert res.returncode == 0, "\n".join(summary) + "\n...\n" + out[-4000:]
     assert "report: " in res.stdout
     run = json.load(open(os.path.join(wd, "run.json")))
 

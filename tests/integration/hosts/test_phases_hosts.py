@@ -28,7 +28,9 @@ import collections
 import http.client
 import json
 import os
+import pty
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -249,6 +251,8 @@ class Site:
             "rollout_install_flags": {"CODEX_PUBLISH_ENABLED": True, "CODEX_PUBLISH_PORTAL": "external",
                                       "CODEX_REPO_INCLUDE_LIST": []},
             "codex_canary_repositories": CANARY_REPOS,
+            "rollout_monitor_sentinels": ["/api/docs/%s" % r for r in CANARY_REPOS[:2]],
+            "rollout_killswitch_flag": "CODEX_PUBLISH_ENABLED",
         }, "# the controller's evidence and codex's flags")
         every = {"CODEX_PUBLISH_ENABLED": True, "CODEX_PUBLISH_PORTAL": "external", "CODEX_REPO_INCLUDE_LIST": [],
                  "POLICY_TRANSPARENCY_ENABLED": True, "MERMAID_GRAPHS_ENABLED": True, "SLO_MONITORING_ENABLED": True}
@@ -309,25 +313,34 @@ class Site:
         _yaml(os.path.join(group_vars, "phases.yml"), phases, "# the plan of each phase")
 
     # running the collection's playbooks, as a user does
-    def play(self, name, version, timeout=900):
+    def play(self, name, version, timeout=900, extra=None, approve=True):
+        """Run ``stagegate.rollout.<name>``. ``approve``: True passes rollout_auto_approve (the approval happened
+        elsewhere); False runs with no terminal (stdin /dev/null) and no approval; a string runs it on a terminal
+        (a pty) where a person types that string at the approval prompt."""
         ev_file = os.path.join(self.workdir, "extra-vars-%s-%s.json" % (name, version))
+        ev = dict({"rollout_version": version}, **(extra or {}))
+        if approve is True:
+            ev["rollout_auto_approve"] = True
         with open(ev_file, "w", encoding="utf-8") as fh:
-            json.dump({"rollout_version": version, "rollout_auto_approve": True}, fh)
+            json.dump(ev, fh)
         argv = [os.path.join(BIN, "ansible-playbook"), "-i", self.inventory, "stagegate.rollout.%s" % name,
                 "-e", "@" + ev_file]
         t0 = time.monotonic()
-        proc = subprocess.run(argv, cwd=self.workdir, env=_env(self.collections_path), capture_output=True,
-                              text=True, timeout=timeout, check=False)
+        if isinstance(approve, str):
+            rc, out = _on_a_terminal(argv, self.workdir, _env(self.collections_path), approve, timeout)
+        else:
+            proc = subprocess.run(argv, cwd=self.workdir, env=_env(self.collections_path), stdin=subprocess.DEVNULL,
+                                  capture_output=True, text=True, timeout=timeout, check=False)
+            rc, out = proc.returncode, proc.stdout + proc.stderr
         seconds = time.monotonic() - t0
-        out = proc.stdout + proc.stderr
         log = os.path.join(self.logs, "%02d-%s-%s.log" % (len(self.timings) + 1, version, name))
         with open(log, "w", encoding="utf-8") as fh:
             fh.write(out)
-        self.timings.append((name, version, proc.returncode, round(seconds, 1)))
-        sys.stderr.write("%s %s: rc %d in %.1fs (%s)\n" % (name, version, proc.returncode, seconds, log))
+        self.timings.append((name, version, rc, round(seconds, 1)))
+        sys.stderr.write("%s %s: rc %d in %.1fs (%s)\n" % (name, version, rc, seconds, log))
         # the installed copy ran, never the checkout
         assert ROOT + "/roles" not in out and ROOT + "/plugins" not in out, out[-3000:]
-        return proc.returncode, out
+        return rc, out
 
     # what the site looks like now
     def weights(self):
@@ -371,6 +384,40 @@ class Site:
                     except (ValueError, KeyError):
                         pass
         return out
+
+
+def _on_a_terminal(argv, cwd, env, typed, timeout):
+    """Run ``argv`` on a new pty (its controlling terminal, foreground: ansible's pause can prompt); once the
+    approval prompt shows, a person types ``typed`` and Enter. Returns (rc, output)."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: ansible-playbook on the terminal
+        try:
+            os.chdir(cwd)
+            os.execve(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    out, typed_at, deadline = b"", None, time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready = select.select([fd], [], [], 0.5)[0]
+            if ready:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not data:
+                    break
+                out += data
+            if typed_at is None and b"to approve" in out:
+                time.sleep(1.0)  # after ansible flushed the terminal's input buffer
+                os.write(fd, typed.encode() + b"\r")
+                typed_at = time.monotonic()
+        else:
+            os.kill(pid, 9)
+    finally:
+        os.close(fd)
+    status = os.waitpid(pid, 0)[1]
+    return os.waitstatus_to_exitcode(status), out.decode("utf-8", "replace").replace("\r\n", "\n")
 
 
 def _yaml(path, data, comment):
@@ -639,8 +686,10 @@ def test_bad_release_v3_rolled_back_on_every_host(site):
     hosts = sorted(site.ssh.hosts)
     stable_flags = dict((h, site.env(h, "stable")) for h in hosts)
 
-    rc, out = site.play("staging", "v3")
+    # a person approves staging at a terminal, typing the version
+    rc, out = site.play("staging", "v3", approve="v3")
     assert_ok(rc, out)  # the fault only shows once v3 publishes externally
+    assert "type v3 and Enter to approve" in out, out[-3000:]
     assert site.versions() == dict((h, {"stable": "v2", "canary": None}) for h in hosts)
 
     rc, out = site.play("canary", "v3")
@@ -671,6 +720,95 @@ def test_bad_release_v3_rolled_back_on_every_host(site):
     assert _verify(site.ledger_path)["valid"]
     with open(os.path.join(site.state_dir, "stagegate_rollout.prom"), encoding="utf-8") as fh:
         assert 'stagegate_rollout_rollbacks_total{mode="emergency",phase="canary",release="v3"} 1' in fh.read()
+
+
+def _canary_plan(site):
+    with open(os.path.join(site.inventory, "group_vars", "all", "phases.yml"), encoding="utf-8") as fh:
+        return yaml.safe_load(fh)["rollout_canary"]
+
+
+BAD_PLANS = {  # case: (what changes in the canary plan or the version, what the error must name)
+    "unknown flag": (lambda p: {"flags": dict(p["flags"], CODEX_TELEPORT_ENABLED=True)}, "CODEX_TELEPORT_ENABLED"),
+    "flag before its phase": (lambda p: {"flags": dict(p["flags"], GRAPH_API_ENABLED=True)}, "GRAPH_API_ENABLED"),
+    "weights not ascending": (lambda p: {"steps": [p["steps"][1], p["steps"][0]] + p["steps"][2:]},
+                              "rollout_canary.steps"),
+    "gate without threshold": (lambda p: {"gates": [{"name": "canary error rate", "query": "vector(0)"}]},
+                               "rollout_canary.gates"),
+    "malformed retention": (lambda p: {"retention": {"max_age": "72 hours", "max_msgs": -1, "max_bytes": -1}},
+                            "max_age"),
+    "unknown plan key": (lambda p: {"stpes": p["steps"]}, "stpes"),
+    "never staged": (lambda p: {"rollout_version": "v9"}, "fingerprint"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PLANS))
+def test_bad_plan_refused_before_any_change(site, case):
+    """Each bad canary plan (or a version staging never froze) fails the canary playbook naming the field, before
+    anything changed on any host."""
+    hosts = sorted(site.ssh.hosts)
+
+    def state():
+        return (len(site.ledger()), site.weights(), site.versions(),
+                [(site.env(h, "stable"), site.env(h, "canary"), site.program_state(h, "canary")) for h in hosts])
+    before = state()
+    change, needle = BAD_PLANS[case]
+    plan = _canary_plan(site)
+    change = dict(change(plan))
+    version = change.pop("rollout_version", "v2")
+    rc, out = site.play("canary", version, timeout=300,
+                        extra={"rollout_rerun": True, "rollout_canary": dict(plan, **change)})
+    assert rc != 0, out[-3000:]
+    assert needle in out, out[-3000:]
+    assert "rolled back" not in out, "a bad plan must be refused before anything runs: " + out[-3000:]
+    assert state() == before
+
+
+@pytest.mark.parametrize("approve", [False, "yes"], ids=["no terminal", "not the version typed"])
+def test_a_phase_nobody_approved_changes_nothing(site, approve):
+    """Approval fails closed: with no terminal (cron, CI, AWX without an approval node) or without the version
+    typed at the prompt, the phase stops before any change."""
+    hosts = sorted(site.ssh.hosts)
+
+    def state():
+        return (len(site.ledger()), site.weights(), site.versions(), [site.env(h, "canary") for h in hosts])
+    before = state()
+    rc, out = site.play("canary", "v2", timeout=300, extra={"rollout_rerun": True}, approve=approve)
+    assert rc != 0, out[-3000:]
+    assert "canary of v2 was not approved" in out, out[-3000:]
+    assert "rolled back" not in out, out[-3000:]
+    assert state() == before
+
+
+def test_site_runs_the_phases_in_order_and_a_settled_release_changes_nothing(site):
+    """stagegate.rollout.site imports the four phases in order; v2, promoted in every phase, is settled in each:
+    rc 0 and nothing changes (no ledger entry, weights, versions and flags as they were)."""
+    hosts = sorted(site.ssh.hosts)
+
+    def state():
+        return (len(site.ledger()), site.weights(), site.versions(), [site.env(h, "stable") for h in hosts])
+    before = state()
+    rc, out = site.play("site", "v2", timeout=600)
+    assert_ok(rc, out)
+    for phase in ("staging", "canary", "production", "advanced"):
+        assert "%s of v2 is settled" % phase in out, out[-4000:]
+    assert state() == before
+    assert _verify(site.ledger_path)["valid"]
+
+
+def test_monitor_sentinels_and_drift(site):
+    """stagegate.rollout.monitor: the sentinels answer on the stable slot of every host, the CUSUM state is kept,
+    nothing is switched off."""
+    rc, out = site.play("monitor", "v2", timeout=300)
+    assert_ok(rc, out)
+    assert "6/6 returned results" in out, out[-3000:]  # 2 sentinels x 3 hosts
+    assert os.path.exists(os.path.join(site.state_dir, "drift-stable-error-ratio.json"))
+    assert all(site.env(h, "stable")["CODEX_PUBLISH_ENABLED"] == "true" for h in site.ssh.hosts)
+
+
+def test_status_reads_the_ledger(site):
+    rc, out = site.play("status", "v2", timeout=300)
+    assert_ok(rc, out)
+    assert re.search(r"""["']ledger_valid["']: [Tt]rue""", out), out[-3000:]
 
 
 def _verify(path):
@@ -726,6 +864,19 @@ def test_every_event_processed_exactly_once(site):
     twice = dict((e, rs) for e, rs in good.items() if len(rs) > 1)
     assert good, "no event was processed at all"
     assert not twice, dict(list(twice.items())[:5])
+
+
+def test_killswitch_turns_publishing_off_and_on_on_every_host(site):
+    """After the event accounting (publishing off stops the services' output): the kill switch writes the flag
+    off into every slot of every host, records it, and switches it back on."""
+    hosts = sorted(site.ssh.hosts)
+    rc, out = site.play("killswitch", "v2", extra={"reason": "test"}, timeout=300)
+    assert_ok(rc, out)
+    assert [site.env(h, "stable")["CODEX_PUBLISH_ENABLED"] for h in hosts] == ["false"] * 3
+    assert site.ledger()[-1]["event"] == "killswitch"
+    rc, out = site.play("killswitch", "v2", extra={"reason": "back on", "killswitch_value": True}, timeout=300)
+    assert_ok(rc, out)
+    assert [site.env(h, "stable")["CODEX_PUBLISH_ENABLED"] for h in hosts] == ["true"] * 3
 
 
 def test_nothing_left_behind(site):
