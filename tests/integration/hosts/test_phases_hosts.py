@@ -763,6 +763,21 @@ def test_bad_plan_refused_before_any_change(site, case):
     assert state() == before
 
 
+def test_production_of_a_release_its_canary_rolled_back_is_refused(site):
+    """Phase order: v3's last canary entry is its rollback, so production of v3 is refused before any change,
+    also with rollout_rerun."""
+    hosts = sorted(site.ssh.hosts)
+
+    def state():
+        return (len(site.ledger()), site.weights(), site.versions(), [site.env(h, "stable") for h in hosts])
+    before = state()
+    rc, out = site.play("production", "v3", timeout=300, extra={"rollout_rerun": True})
+    assert rc != 0, out[-3000:]
+    assert "production of v3 needs its canary promotion first: the last canary entry of v3 on the ledger is " \
+           "rollback" in out, out[-3000:]
+    assert state() == before
+
+
 @pytest.mark.parametrize("approve", [False, "yes"], ids=["no terminal", "not the version typed"])
 def test_a_phase_nobody_approved_changes_nothing(site, approve):
     """Approval fails closed: with no terminal (cron, CI, AWX without an approval node) or without the version
