@@ -434,6 +434,38 @@ def read_entries(data, strict=True):
     return out
 
 
+# The events that end an attempt of a phase (a ``phase_start``); an attempt without one after its start was
+# interrupted (the controller killed, the connection lost) or is running now.
+OUTCOMES = ("promote", "rollback", "rollback_incomplete", "aborted")
+
+
+def unfinished_attempts(entries):
+    """The attempts that started and have no outcome: for each (release, phase) whose last ``phase_start`` is not
+    followed by one of :data:`OUTCOMES` of the same release and phase, ``{release, phase, seq, ts}`` of that start,
+    in ledger order. A later attempt of the same release and phase supersedes an earlier one."""
+    open_starts = {}
+    for entry in entries:
+        key = (entry.get("release"), entry.get("phase"))
+        if entry.get("event") == "phase_start":
+            open_starts[key] = entry
+        elif entry.get("event") in OUTCOMES:
+            open_starts.pop(key, None)
+    return [dict(release=e.get("release"), phase=e.get("phase"), seq=e.get("seq"), ts=e.get("ts"))
+            for e in sorted(open_starts.values(), key=lambda e: e.get("seq") or 0)]
+
+
+def incomplete_rollbacks(entries):
+    """The (release, phase) whose last outcome is ``rollback_incomplete`` (something is left to undo: run the
+    rollback playbook again), each ``{release, phase, seq, ts, left}``, in ledger order."""
+    last = {}
+    for entry in entries:
+        if entry.get("event") in OUTCOMES:
+            last[(entry.get("release"), entry.get("phase"))] = entry
+    return [dict(release=e.get("release"), phase=e.get("phase"), seq=e.get("seq"), ts=e.get("ts"),
+                 left=(e.get("evidence") or {}).get("left", []))
+            for e in sorted(last.values(), key=lambda e: e.get("seq") or 0) if e.get("event") == "rollback_incomplete"]
+
+
 def _read_all(fd):
     os.lseek(fd, 0, os.SEEK_SET)
     chunks = []

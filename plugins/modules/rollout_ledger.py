@@ -273,6 +273,20 @@ keyed_entries:
   description: Number of verified entries that carry a mac.
   returned: when action is verify or read
   type: int
+unfinished:
+  description:
+    - With O(action=read), the attempts that started (C(phase_start)) and have no outcome (C(promote), C(rollback),
+      C(rollback_incomplete) or C(aborted)) yet, whatever the filters, each C(release), C(phase), C(seq), C(ts) of
+      its start. An attempt interrupted (the controller killed) stays here until a later run records C(aborted).
+  returned: when action is read
+  type: list
+  elements: dict
+incomplete:
+  description: With O(action=read), the release and phase whose last outcome is C(rollback_incomplete) (something
+    is left to undo), each C(release), C(phase), C(seq), C(ts) and what is C(left).
+  returned: when action is read
+  type: list
+  elements: dict
 head_found:
   description: With O(expected_head), whether that hash is anywhere in the chain (false when entries were removed from its end).
   returned: when action is verify or read and expected_head is given
@@ -283,7 +297,8 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.ledger import (
-    KEY_ENV, Ledger, LedgerError, build_record, read_entries)
+    KEY_ENV, Ledger, LedgerError, build_record, incomplete_rollbacks, read_entries,
+    unfinished_attempts)
 
 
 def main():
@@ -360,6 +375,8 @@ def main():
 
     # read / show
     entries = read_entries(data, strict=False)
+    state["unfinished"] = unfinished_attempts(entries)
+    state["incomplete"] = incomplete_rollbacks(entries)
     if p["release_filter"] is not None:
         entries = [e for e in entries if e.get("release") == p["release_filter"]]
     if p["phase_filter"] is not None:

@@ -20,8 +20,13 @@ and their code is the demo service rather than a released package.
 The test installs v1, promotes v2 through staging, canary, production (two host batches, gates between
 them) and advanced, then rolls a bad v3 (20 % errors once it publishes externally) back at the canary on
 every host, and checks after each run HAProxy's weights, the version of every slot (/healthz), the flags
-in every env file and the ledger; at the end that the ledger verifies, that every event was processed
-exactly once by a healthy version and that no process is left behind.
+in every env file and the ledger. v3's staging first finds an interrupted attempt (injected: a phase_start
+without outcome, 25 % on one canary) and puts the traffic to 0 % and records it aborted, and it is approved
+by a person typing the version on a terminal (a pty). Then, each refused before any change (ledger,
+weights, versions and env files compared): the bad-plan table, production of v3 (its canary rolled back),
+a second rollout while another holds the lock, a phase nobody approved (no terminal, or the wrong word
+typed); site on the settled v2 changes nothing; monitor, status and the kill switch. At the end the ledger
+verifies, every event was processed exactly once by a healthy version and no process is left behind.
 """
 import asyncio
 import collections
@@ -686,10 +691,24 @@ def test_bad_release_v3_rolled_back_on_every_host(site):
     hosts = sorted(site.ssh.hosts)
     stable_flags = dict((h, site.env(h, "stable")) for h in hosts)
 
+    # an interrupted attempt (its controller killed at 25 % on app1): the next phase, whatever its release, puts
+    # the canary traffic to 0 % first and records the attempt as aborted
+    from ansible_collections.stagegate.rollout.plugins.module_utils.ledger import Ledger, build_record
+    Ledger(site.ledger_path).append(build_record("v2-killed", "canary", "phase_start", decision="start",
+                                                 reason="a run that was killed")[0])
+    runtime_command(site.haproxy.socket_path, "set weight app/app1_canary 25;set weight app/app1_stable 75")
+
     # a person approves staging at a terminal, typing the version
     rc, out = site.play("staging", "v3", approve="v3")
     assert_ok(rc, out)  # the fault only shows once v3 publishes externally
     assert "type v3 and Enter to approve" in out, out[-3000:]
+    ledger = site.ledger()
+    aborted = [e for e in ledger if e["event"] == "aborted"]
+    assert [(e["release"], e["phase"]) for e in aborted] == [("v2-killed", "canary")], aborted
+    assert aborted[0]["evidence"]["weights_before"]["app1_canary"] == 25, aborted
+    assert aborted[0]["evidence"]["weights_after"] == expected_weights(hosts, dict.fromkeys(hosts, 0)), aborted
+    start = next(e for e in ledger if (e["release"], e["phase"], e["event"]) == ("v3", "staging", "phase_start"))
+    assert aborted[0]["seq"] < start["seq"], "the interrupted attempt is dealt with before the phase starts"
     assert site.versions() == dict((h, {"stable": "v2", "canary": None}) for h in hosts)
 
     rc, out = site.play("canary", "v3")
@@ -776,6 +795,31 @@ def test_production_of_a_release_its_canary_rolled_back_is_refused(site):
     assert "production of v3 needs its canary promotion first: the last canary entry of v3 on the ledger is " \
            "rollback" in out, out[-3000:]
     assert state() == before
+
+
+def test_a_second_rollout_is_refused_while_another_holds_the_lock(site):
+    """One rollout per target: a lock held by another run (another controller) refuses the phase before any
+    change, naming the holder; every phase before gave its own lock back."""
+    hosts = sorted(site.ssh.hosts)
+    path = os.path.join(os.path.dirname(site.haproxy.socket_path), "stagegate-%s.lock" % SERVICE)
+    assert not os.path.exists(path), "a phase that ended kept its lock"
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump({"token": "another-run", "acquired_at": time.time(), "expires_at": time.time() + 3600,
+                   "holder": {"release": "v9", "phase": "canary", "controller": "ctl2", "user": "ops"}}, fh)
+
+    def state():
+        return (len(site.ledger()), site.weights(), site.versions(), [site.env(h, "canary") for h in hosts])
+    before = state()
+    try:
+        rc, out = site.play("canary", "v2", timeout=300, extra={"rollout_rerun": True})
+    finally:
+        with open(path, encoding="utf-8") as fh:
+            still = json.load(fh)
+        os.unlink(path)
+    assert rc != 0, out[-3000:]
+    assert "is held by canary of v9 from ctl2 (user ops)" in out, out[-3000:]
+    assert state() == before
+    assert still["token"] == "another-run"
 
 
 @pytest.mark.parametrize("approve", [False, "yes"], ids=["no terminal", "not the version typed"])

@@ -305,3 +305,34 @@ def test_verify_bytes_rejects_wrong_fields():
     entry["hash"] = entry_hash(entry)
     state = verify_bytes(canonical_json(entry) + b"\n")
     assert not state["valid"] and "lacks ts" in state["problem"]
+
+
+def _e(seq, release, phase, event):
+    return {"seq": seq, "ts": "2026-12-01T00:00:%02dZ" % seq, "release": release, "phase": phase, "event": event}
+
+
+def test_unfinished_attempts_are_starts_without_an_outcome():
+    from ansible_collections.stagegate.rollout.plugins.module_utils.ledger import unfinished_attempts
+    entries = [
+        _e(1, "v2", "staging", "phase_start"), _e(2, "v2", "staging", "promote"),
+        _e(3, "v2", "canary", "phase_start"), _e(4, "v2", "canary", "gate"),  # killed after its first gate
+        _e(5, "v3", "staging", "phase_start"), _e(6, "v3", "staging", "rollback"),
+        _e(7, "v4", "canary", "phase_start"), _e(8, "v4", "canary", "rollback_incomplete"),
+        _e(9, "v5", "production", "phase_start"), _e(10, "v5", "production", "phase_start"),  # a second attempt
+    ]
+    assert unfinished_attempts(entries) == [
+        {"release": "v2", "phase": "canary", "seq": 3, "ts": "2026-12-01T00:00:03Z"},
+        {"release": "v5", "phase": "production", "seq": 10, "ts": "2026-12-01T00:00:10Z"}]
+    entries += [_e(11, "v2", "canary", "aborted"), _e(12, "v5", "production", "promote")]
+    assert unfinished_attempts(entries) == []
+    assert unfinished_attempts([]) == []
+
+
+def test_incomplete_rollbacks_until_a_later_rollback_completes():
+    from ansible_collections.stagegate.rollout.plugins.module_utils.ledger import incomplete_rollbacks
+    left = dict(_e(4, "v3", "canary", "rollback_incomplete"), evidence={"left": ["app1: stop the canary slot"]})
+    entries = [_e(1, "v3", "canary", "phase_start"), _e(2, "v3", "canary", "gate"), _e(3, "v2", "canary", "promote"),
+               left]
+    assert incomplete_rollbacks(entries) == [{"release": "v3", "phase": "canary", "seq": 4,
+                                              "ts": "2026-12-01T00:00:04Z", "left": ["app1: stop the canary slot"]}]
+    assert incomplete_rollbacks(entries + [_e(5, "v3", "canary", "rollback")]) == []
