@@ -696,7 +696,8 @@ def test_bad_release_v3_rolled_back_on_every_host(site):
     from ansible_collections.stagegate.rollout.plugins.module_utils.ledger import Ledger, build_record
     Ledger(site.ledger_path).append(build_record("v2-killed", "canary", "phase_start", decision="start",
                                                  reason="a run that was killed")[0])
-    runtime_command(site.haproxy.socket_path, "set weight app/app1_canary 25;set weight app/app1_stable 75")
+    runtime_command(site.haproxy.socket_path, "set weight app/app1_canary 25")
+    runtime_command(site.haproxy.socket_path, "set weight app/app1_stable 75")
 
     # a person approves staging at a terminal, typing the version
     rc, out = site.play("staging", "v3", approve="v3")
