@@ -174,7 +174,7 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.stagegate.rollout.plugins.module_utils.drift_monitor import Cusum, DriftError
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import (
-    PROVIDER_OPTIONS, build_provider, MetricError)
+    PROVIDER_OPTIONS, build_provider, MetricError, protect_module, scrub)
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -211,6 +211,8 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    # the provider's secrets (token, password, URL userinfo) are no_log and scrubbed from every message
+    secrets = protect_module(module)
     try:
         escalate_after = parse_duration(p["escalate_after"])
     except ValueError:
@@ -259,9 +261,9 @@ def main():
             provider = build_provider(p["provider"])
             values = [provider.scalar(p["query"])]
         except MetricError as exc:
-            module.fail_json(msg="query %r: %s" % (p["query"], to_native(exc)))
+            module.fail_json(msg=scrub("query %r: %s" % (p["query"], to_native(exc)), secrets))
         except (ValueError, TypeError) as exc:
-            module.fail_json(msg="provider: %s" % to_native(exc))
+            module.fail_json(msg=scrub("provider: %s" % to_native(exc), secrets))
 
     status = cusum.status(now)
     try:
