@@ -17,8 +17,9 @@ __metaclass__ = type
 import errno
 import json
 import os
-import tempfile
 import time
+
+from ansible_collections.stagegate.rollout.plugins.module_utils.feature_flags import atomic_write
 
 
 class LockError(Exception):
@@ -91,19 +92,7 @@ def _create(path, content):
 
 
 def _replace(path, content):
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.rename(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, content.decode("utf-8"), 0o600)
 
 
 def acquire(path, token, holder, ttl, now=None, break_lock=False, check_mode=False):

@@ -104,11 +104,11 @@ actions:
 
 import os
 import re
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible.module_utils.common.text.converters import to_text
 
+from ansible_collections.stagegate.rollout.plugins.module_utils.feature_flags import atomic_write
 from ansible_collections.stagegate.rollout.plugins.module_utils.supervisord_program import (
     STATES, Supervisord, SupervisordError)
 
@@ -141,18 +141,7 @@ class _Files:
         directory = os.path.dirname(path)
         if not os.path.isdir(directory):
             os.makedirs(directory, 0o755)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path))
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(to_bytes(content))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-            os.rename(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, content, 0o644)
         return True
 
     def remove(self, path):
