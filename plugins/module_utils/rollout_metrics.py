@@ -32,6 +32,7 @@ KNOWN = {
     "stagegate_rollout_analysis_runs_total": ("counter", "Analysis runs (gates and judge looks)."),
     "stagegate_rollout_analysis_failures_total": ("counter", "Analysis runs that failed."),
     "stagegate_rollout_rollbacks_total": ("counter", "Rollbacks by release, phase and reason."),
+    "stagegate_rollout_rollback_incomplete": ("gauge", "1 while a rollback is incomplete (what is left: the ledger)."),
     "stagegate_rollout_bluegreen_switches_total": ("counter", "Blue-green switches."),
     "stagegate_rollout_bluegreen_switch_seconds": ("gauge", "Duration of the last blue-green switch in seconds."),
 }

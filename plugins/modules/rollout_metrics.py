@@ -21,6 +21,7 @@ description:
   - Every update is validated before the file is read; a bad one changes nothing.
   - "Known families (type and help filled in): C(stagegate_rollout_progress_ratio), C(stagegate_rollout_canary_weight_percent),
     C(stagegate_rollout_analysis_runs_total), C(stagegate_rollout_analysis_failures_total), C(stagegate_rollout_rollbacks_total),
+    C(stagegate_rollout_rollback_incomplete),
     C(stagegate_rollout_bluegreen_switches_total), C(stagegate_rollout_bluegreen_switch_seconds)."
 author:
   - stagegate.rollout contributors (@stagegate)
