@@ -29,7 +29,7 @@ import re
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import PROVIDER_OPTIONS
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec import PROVIDER_OPTIONS
 
 KINDS = ("hosts",)
 SLOTS = ("stable", "canary")

@@ -241,8 +241,11 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.stagegate.rollout.plugins.module_utils.canary_judge import (
     CanaryJudge, JudgeError)
 
-from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import (
-    PROVIDER_OPTIONS, DeadlineError, build_provider, MetricError, protect_module, scrub, seconds_text)
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import (
+    DeadlineError, MetricError, seconds_text)
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import build_provider
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec import PROVIDER_OPTIONS, protect_module
+from ansible_collections.stagegate.rollout.plugins.module_utils.redact import scrub
 
 JUDGE_OPTIONS = ("pass_alpha", "error_margin", "error_abs_margin", "latency_quantiles", "latency_margin",
                  "error_weight", "min_requests", "max_requests", "max_seconds")

@@ -164,7 +164,6 @@ state:
 
 import json
 import os
-import re
 import tempfile
 import time
 
@@ -172,22 +171,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.drift_monitor import Cusum, DriftError
-
-from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import (
-    PROVIDER_OPTIONS, build_provider, MetricError, protect_module, scrub)
-
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value):
-    """'24h', '90m', '1d12h', '3600' or 3600 -> seconds; ValueError otherwise."""
-    text = str(value).strip().lower()
-    if re.match(r"^\d+(\.\d+)?$", text):
-        return float(text)
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smhdw])", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(value)
-    return sum(float(n) * UNITS[u] for n, u in parts)
+from ansible_collections.stagegate.rollout.plugins.module_utils.durations import parse_go_duration
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import MetricError
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import build_provider
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec import PROVIDER_OPTIONS, protect_module
+from ansible_collections.stagegate.rollout.plugins.module_utils.redact import scrub
 
 
 def main():
@@ -214,7 +202,7 @@ def main():
     # the provider's secrets (token, password, URL userinfo) are no_log and scrubbed from every message
     secrets = protect_module(module)
     try:
-        escalate_after = parse_duration(p["escalate_after"])
+        escalate_after = parse_go_duration(p["escalate_after"].lower(), "escalate_after")
     except ValueError:
         module.fail_json(msg="escalate_after must be seconds or a duration like 24h, 90m, 1d12h; got %r" % p["escalate_after"])
     if p["value"] is None and p["values"] is None and p["query"] is None and not p["reset"]:

@@ -16,11 +16,14 @@ import pytest
 
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 
-from ansible_collections.stagegate.rollout.plugins.module_utils import metric_providers as mp
-from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import (
-    MetricError, MultipleSeriesError, NoDataError, ProviderError, QueryError, Sample, UnreachableError,
-    bucket_quantile, build_provider, json_samples, jsonable, normalize_spec, parse_duration, parse_seconds,
-    render_query)
+from ansible_collections.stagegate.rollout.plugins.module_utils import metric_http
+from ansible_collections.stagegate.rollout.plugins.module_utils.durations import parse_duration, parse_seconds
+from ansible_collections.stagegate.rollout.plugins.module_utils.histogram import bucket_quantile
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import (
+    MetricError, MultipleSeriesError, NoDataError, ProviderError, QueryError, Sample, UnreachableError, jsonable)
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import build_provider, json_samples
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec import normalize_spec
+from ansible_collections.stagegate.rollout.plugins.module_utils.query_template import render_query
 
 TOKEN = "tok-Secret-123456"
 
@@ -203,7 +206,7 @@ def vector(*series):
 def fake_http(monkeypatch):
     def install(script):
         fake = FakeHttp(script)
-        monkeypatch.setattr(mp, "_open", fake)
+        monkeypatch.setattr(metric_http, "_open", fake)
         return fake
     return install
 
@@ -579,8 +582,9 @@ import time
 
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import (
-    DeadlineError, params_secrets, provider_secrets, scrub)
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import DeadlineError
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec import params_secrets, provider_secrets
+from ansible_collections.stagegate.rollout.plugins.module_utils.redact import scrub
 
 USER, PASSWORD = "ops", "Pw-S3cret-987"
 BASIC = base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode()
