@@ -9,7 +9,7 @@
   observations of its own, counts made monotonic first; NaN without observations, without a ``+Inf``
   bucket or with fewer than two buckets; ``-Inf`` / ``+Inf`` for ``q`` below 0 / above 1.
 * :func:`histogram_quantile` - the same on ``bounds`` and ``cum`` sequences, with None where Prometheus
-  says NaN (the canary judge reports it as "no estimate").
+  says NaN (the canary judge reports it as "no estimate"); :func:`bucket_cdf` is its inverse.
 
 Plain Python, no I/O.
 """
@@ -65,3 +65,18 @@ def histogram_quantile(q, bounds, cum):
     bucket)."""
     value = bucket_quantile(q, list(zip(bounds, cum)))
     return None if math.isnan(value) else value
+
+
+def bucket_cdf(bounds, cum, x):
+    """The cumulative count at ``x`` by linear interpolation inside the buckets (the inverse of
+    :func:`histogram_quantile`, as the canary judge maps a latency margin onto a bucket boundary)."""
+    prev_b, prev_c = 0.0, 0.0
+    for b, c in zip(bounds, cum):
+        if x <= b:
+            if b == float("inf"):
+                return prev_c
+            if b <= prev_b:
+                return c
+            return prev_c + (c - prev_c) * (x - prev_b) / (b - prev_b)
+        prev_b, prev_c = b, c
+    return cum[-1]

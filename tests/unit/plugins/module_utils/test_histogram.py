@@ -14,7 +14,8 @@ import math
 
 import pytest
 
-from ansible_collections.stagegate.rollout.plugins.module_utils.histogram import bucket_quantile, histogram_quantile
+from ansible_collections.stagegate.rollout.plugins.module_utils.histogram import (
+    bucket_cdf, bucket_quantile, histogram_quantile)
 
 INF = float("inf")
 
@@ -58,3 +59,12 @@ def test_histogram_quantile_none_where_there_is_no_estimate():
     # the judge's copy answered 0.0 for a histogram with only the +Inf bucket (no bound to estimate from);
     # Prometheus says NaN, the shared helper None
     assert histogram_quantile(0.5, (INF,), (10,)) is None
+
+
+def test_bucket_cdf_is_the_inverse_inside_a_bucket():
+    bounds, cum = (0.1, 0.2, INF), (50, 100, 100)
+    assert bucket_cdf(bounds, cum, 0.05) == pytest.approx(25)
+    assert bucket_cdf(bounds, cum, 0.15) == pytest.approx(75)
+    assert histogram_quantile(0.75, bounds, cum) == pytest.approx(0.15)
+    assert bucket_cdf(bounds, cum, 5.0) == 100           # beyond the last finite bound: what +Inf held before it
+    assert bucket_cdf((0.0, 0.1, INF), (10, 20, 30), 0.0) == 10
