@@ -164,12 +164,12 @@ state:
 
 import json
 import os
-import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.stagegate.rollout.plugins.module_utils.atomic_file import AtomicWriteError, atomic_write
 from ansible_collections.stagegate.rollout.plugins.module_utils.drift_monitor import Cusum, DriftError
 from ansible_collections.stagegate.rollout.plugins.module_utils.durations import parse_go_duration
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import MetricError
@@ -264,14 +264,10 @@ def main():
     new_text = json.dumps(state, sort_keys=True, indent=1)
     changed = bool(p["state_file"]) and new_text != old_text
     if changed and not module.check_mode:
-        d = os.path.dirname(os.path.abspath(p["state_file"]))
-        if not os.path.isdir(d):
-            module.fail_json(msg="state_file %s: directory %s does not exist" % (p["state_file"], d))
         try:
-            fd, tmp = tempfile.mkstemp(dir=d, prefix=".drift_monitor.")
-            with os.fdopen(fd, "w") as fh:
-                fh.write(new_text)
-            os.replace(tmp, p["state_file"])
+            atomic_write(p["state_file"], new_text, new_mode=0o600, module=module)
+        except AtomicWriteError as exc:
+            module.fail_json(msg=to_native(exc).replace("path ", "state_file ", 1))
         except OSError as exc:
             module.fail_json(msg="state_file %s: cannot write: %s" % (p["state_file"], to_native(exc)))
 

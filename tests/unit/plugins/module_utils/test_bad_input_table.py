@@ -16,8 +16,8 @@ import os
 import pytest
 
 from ansible_collections.stagegate.rollout.plugins.module_utils import (
-    canary_judge, drift_monitor, durations, feature_flags, haproxy_runtime, jetstream_config, ledger, metric_checks,
-    query_template, rollout_lock, rollout_target, supervisord_program)
+    atomic_file, canary_judge, drift_monitor, durations, feature_flags, haproxy_runtime, jetstream_config, ledger,
+    metric_checks, query_template, rollout_lock, rollout_target, supervisord_program)
 
 TARGET = {
     "kind": "hosts", "name": "codex",
@@ -250,5 +250,5 @@ def test_a_refused_flag_set_writes_no_env_file(tmp_path):
     before = _snapshot(str(tmp_path))
     with pytest.raises(feature_flags.FlagError):
         flags = feature_flags.resolve(SCHEMA, {"CODEX_PUBLISH_ENABLED": "maybe"}, phase="canary")
-        feature_flags.atomic_write(path, feature_flags.render_env(flags))
+        atomic_file.atomic_write(path, feature_flags.render_env(flags))
     assert _snapshot(str(tmp_path)) == before
