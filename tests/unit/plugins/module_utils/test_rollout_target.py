@@ -1,3 +1,4 @@
+import base64
 import copy
 
 import pytest
@@ -171,6 +172,9 @@ def test_secret_values_are_found_in_any_shape():
     found = rt.secret_values(t)
     assert {"nats-pass", "ops:pw0rd", "pw0rd"} <= found
     assert rt.secret_values({"x": [{"token": "tk"}]}) == {"tk"}
+    # a URL anywhere in a string, its percent-decoded password and the basic header made of it
+    found = rt.secret_values({"command": "run --db postgres://app:p%40ss@db/x"})
+    assert {"app:p%40ss", "p%40ss", "p@ss"} <= found and base64.b64encode(b"app:p@ss").decode() in found
 
 
 def test_nats_connection_keeps_only_the_set_connection_options():
