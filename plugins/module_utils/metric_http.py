@@ -34,7 +34,9 @@ from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base impo
     DeadlineError, ProviderError, UnreachableError, seconds_text, short)
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec import provider_secrets
 from ansible_collections.stagegate.rollout.plugins.module_utils.redact import redact_url, scrub
+from ansible_collections.stagegate.rollout.plugins.module_utils.retries import backoff_delay
 
+MAX_PAUSE = 30.0        # seconds, the longest pause between two attempts
 GET_LIMIT = 4000        # longer queries are POSTed (form-encoded), as the Prometheus API accepts both
 
 
@@ -206,7 +208,7 @@ class HttpClient(object):
                 if isinstance(exc, socket.timeout) or "timed out" in str(exc):
                     last = "timed out after %.1f s" % timeout
             if attempt + 1 < attempts:
-                pause = min(self.backoff * (2 ** attempt), 30.0)
+                pause = backoff_delay(attempt, self.backoff, cap=MAX_PAUSE)
                 left = self.left()
                 if left is not None and left <= pause:
                     # the retry could not start before the deadline: do not wait for nothing
