@@ -17,6 +17,7 @@ import pytest
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 
 from ansible_collections.stagegate.rollout.plugins.module_utils import metric_http
+from ansible_collections.stagegate.rollout.plugins.module_utils import rollout_target as rt
 from ansible_collections.stagegate.rollout.plugins.module_utils.durations import parse_duration, parse_seconds
 from ansible_collections.stagegate.rollout.plugins.module_utils.histogram import bucket_quantile
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import (
@@ -420,6 +421,42 @@ def test_text_rate_increase_waits_once_and_handles_resets():
     got = dict((s.labels["version"], s.value) for s in out)
     assert got == pytest.approx({"v1": 0.01, "v2": 0.2})
     assert p.waited == pytest.approx(10.0)        # no second wait inside the round
+
+
+PHASE_PAGE1 = """# TYPE http_requests_total counter
+http_requests_total{job="codex",slot="stable",code="200"} 1000
+http_requests_total{job="codex",slot="canary",code="200"} 100
+# TYPE http_request_duration_seconds histogram
+http_request_duration_seconds_bucket{job="codex",slot="canary",le="0.1"} 90
+http_request_duration_seconds_bucket{job="codex",slot="canary",le="1.0"} 100
+http_request_duration_seconds_bucket{job="codex",slot="canary",le="+Inf"} 100
+"""
+PHASE_PAGE2 = """# TYPE http_requests_total counter
+http_requests_total{job="codex",slot="stable",code="200"} 2000
+http_requests_total{job="codex",slot="canary",code="200"} 190
+http_requests_total{job="codex",slot="canary",code="503"} 10
+# TYPE http_request_duration_seconds histogram
+http_request_duration_seconds_bucket{job="codex",slot="canary",le="0.1"} 180
+http_request_duration_seconds_bucket{job="codex",slot="canary",le="1.0"} 200
+http_request_duration_seconds_bucket{job="codex",slot="canary",le="+Inf"} 200
+"""
+
+
+def test_text_answers_the_phases_default_queries():
+    """A phase's gates and judge (rollout_target's default queries) work on a target whose provider is
+    prometheus_text: every query is in the subset and gives the numbers Prometheus would."""
+    metrics = {"requests": "http_requests_total", "latency_bucket": "http_request_duration_seconds_bucket",
+               "selector": 'job="codex"', "error_selector": 'code=~"5.."', "stable_selector": 'slot="stable"',
+               "canary_selector": 'slot="canary"', "version_label": ""}
+    p, clock = text_provider([PHASE_PAGE1, PHASE_PAGE2])
+    gates = rt.gate_queries(metrics, "canary")
+    assert p.scalar(gates["error_rate"].replace("$window", "60s")) == pytest.approx(10.0 / 100)
+    assert p.scalar(gates["p99_latency_ms"].replace("$window", "60s")) == pytest.approx(1000 * (0.1 + 0.9 * 9 / 10))
+    judge = rt.judge_queries(metrics)
+    assert p.scalar(judge["canary"]["requests"]) == 200 and p.scalar(judge["canary"]["errors"]) == 10
+    assert p.scalar(judge["baseline"]["errors"]) == 0          # "or vector(0)": no error series yet
+    buckets = dict((s.labels["le"], s.value) for s in p.query(judge["canary"]["latency_buckets"]))
+    assert buckets == {"0.1": 180, "1.0": 200, "+Inf": 200}
 
 
 def test_text_histogram_quantile_matches_prometheus_algorithm():

@@ -167,6 +167,15 @@ def test_no_latency_histogram_no_latency_queries():
     assert list(rt.gate_queries(m, "canary")) == ["error_rate"]
 
 
+def test_a_target_may_read_its_metrics_with_prometheus_text():
+    provider = {"type": "prometheus_text", "targets": [
+        {"url": "http://10.0.0.11:8101/metrics", "labels": {"job": "codex", "slot": "stable"}},
+        {"url": "http://10.0.0.11:8102/metrics", "labels": {"job": "codex", "slot": "canary"}}]}
+    t = rt.validate(target(metrics__provider=provider), GROUPS, HOSTS)[0]
+    assert t["metrics"]["provider"]["type"] == "prometheus_text"
+    assert len(t["metrics"]["provider"]["targets"]) == 2
+
+
 def test_secret_values_are_found_in_any_shape():
     t = target(metrics__provider={"type": "prometheus", "url": "https://ops:pw0rd@prom:9090"})
     found = rt.secret_values(t)
