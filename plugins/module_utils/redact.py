@@ -13,6 +13,11 @@
 
 ``no_log`` hides a secret only where Ansible knows it; scrubbing also covers what a server echoes back and
 secrets derived from the ones given (an ``Authorization`` header). Plain Python, no I/O.
+
+Still a copy: ``nats_connection.redact`` / ``redact_urls`` / ``_url_secrets`` (left alone while the NATS
+authentication change was under way there); the next change there should use :func:`scrub` and
+:func:`url_secrets`. ``rollout_notify.url_secrets`` is a different policy on purpose: a webhook URL carries its
+token in the path, so the whole URL, its path and its query values are secrets there.
 """
 
 from __future__ import absolute_import, division, print_function
