@@ -44,8 +44,9 @@ for p in (os.path.join(ROOT, ".collections"), ROOT):
     if p not in sys.path:
         sys.path.insert(0, p)
 
+from ansible_collections.stagegate.rollout.plugins.module_utils.gate_run import run_gate  # noqa: E402
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_checks import (  # noqa: E402
-    evaluate_check, run_gate, validate_checks)
+    evaluate_check, validate_checks)
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import build_provider  # noqa: E402
 from demo.stack.ports import free_port  # noqa: E402
 from demo.stack.process import ManagedProcess  # noqa: E402

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the stagegate.rollout project
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Feature flags: a declared schema, validation, rendering to an env file or Helm values, atomic write.
+"""Feature flags: a declared schema, validation, rendering to an env file or Helm values (written with ``atomic_file``).
 
 Schema (one mapping per flag, keyed by the flag's name, which is also the
 environment variable name)::
@@ -30,9 +30,7 @@ __metaclass__ = type
 import errno
 import hashlib
 import json
-import os
 import re
-import tempfile
 
 PHASES = ("staging", "canary", "production", "advanced")
 TYPES = ("bool", "int", "str", "enum", "list")
@@ -322,37 +320,3 @@ def read_text(path):
         if exc.errno == errno.ENOENT:
             return None
         raise
-
-
-def atomic_write(path, text, mode=None):
-    """Write ``text`` to a temporary file next to ``path`` (mode applied, fsync) and rename it over ``path``."""
-    d = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(d):
-        raise FlagError("path %s: directory %s does not exist" % (path, d))
-    if mode is None:
-        try:
-            mode = os.stat(path).st_mode & 0o7777
-        except OSError:
-            mode = 0o644
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".%s." % os.path.basename(path), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dfd = os.open(d, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass

@@ -23,9 +23,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
-import json
-import math
 import os
+
+from ansible_collections.stagegate.rollout.plugins.module_utils.canonical_json import canonical_json, check_json
 
 FORMAT_VERSION = 1
 CHUNK = 1 << 20
@@ -35,33 +35,8 @@ class FingerprintError(ValueError):
     """Bad input; the message names the item."""
 
 
-def canonical_json(obj):
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
-
-
-def _check(value, path):
-    if value is None or isinstance(value, (bool, str, int)):
-        return
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            raise FingerprintError("%s: %r has no canonical JSON form" % (path, value))
-        return
-    if isinstance(value, dict):
-        for key, sub in value.items():
-            if not isinstance(key, str):
-                raise FingerprintError("%s: key %r must be a string (canonical JSON sorts string keys)" % (path, key))
-            _check(sub, "%s.%s" % (path, key))
-        return
-    if isinstance(value, (list, tuple)):
-        for i, sub in enumerate(value):
-            _check(sub, "%s[%d]" % (path, i))
-        return
-    raise FingerprintError("%s: %s %r is not JSON data" % (path, type(value).__name__, value))
-
-
 def digest_data(value, path="data"):
-    _check(value, path)
+    check_json(value, path, FingerprintError)
     return hashlib.sha256(canonical_json(value)).hexdigest()
 
 

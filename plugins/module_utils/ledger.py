@@ -59,10 +59,13 @@ import errno
 import hashlib
 import hmac
 import json
-import math
 import os
 import re
 import stat
+
+from ansible_collections.stagegate.rollout.plugins.module_utils.atomic_file import fsync_dir
+from ansible_collections.stagegate.rollout.plugins.module_utils.canonical_json import canonical_json, check_json
+from ansible_collections.stagegate.rollout.plugins.module_utils.redact import REDACTED
 
 try:
     import fcntl
@@ -71,7 +74,6 @@ except ImportError:  # pragma: no cover - not on POSIX
     HAS_FCNTL = False
 
 GENESIS_HASH = "0" * 64
-REDACTED = "********"
 SECRET_KEY_RE = re.compile(r"(password|token|secret|webhook|creds|authorization)", re.IGNORECASE)
 FIELDS = ("seq", "ts", "release", "phase", "step", "event", "decision", "reason", "evidence", "prev_hash", "hash")
 OPTIONAL_FIELDS = ("mac", "adopted")
@@ -84,12 +86,6 @@ HASH_RE = re.compile(r"^[0-9a-f]{64}\Z")
 
 class LedgerError(ValueError):
     """Bad input or an unusable ledger file; the message names the field or the line."""
-
-
-def canonical_json(obj):
-    """Canonical JSON bytes: sorted keys, no whitespace, UTF-8, no NaN/Infinity."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
 
 
 def entry_hash(entry):
@@ -163,30 +159,6 @@ def _collect_strings(value, secrets):
             secrets.append(text)
 
 
-def _check_json(value, path):
-    """Reject what canonical JSON cannot represent stably (non-string keys, NaN, objects)."""
-    if value is None or isinstance(value, (bool, str)):
-        return
-    if isinstance(value, int):
-        return
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            raise LedgerError("%s: %r is not allowed (NaN/Infinity have no JSON form)" % (path, value))
-        return
-    if isinstance(value, dict):
-        for key, sub in value.items():
-            if not isinstance(key, str):
-                raise LedgerError("%s: key %r must be a string" % (path, key))
-            _check_json(sub, "%s.%s" % (path, key))
-        return
-    if isinstance(value, (list, tuple)):
-        for i, sub in enumerate(value):
-            _check_json(sub, "%s[%d]" % (path, i))
-        return
-    raise LedgerError("%s: %r (%s) is not JSON data (use strings, numbers, booleans, null, lists, mappings)"
-                      % (path, value, type(value).__name__))
-
-
 def build_record(release, phase, event, step=None, decision=None, reason=None, evidence=None):
     """Validate the content fields and redact evidence.
 
@@ -214,7 +186,7 @@ def build_record(release, phase, event, step=None, decision=None, reason=None, e
         evidence = {}
     if not isinstance(evidence, dict):
         raise LedgerError("evidence must be a mapping, got %s %r" % (type(evidence).__name__, evidence))
-    _check_json(evidence, "evidence")
+    check_json(evidence, "evidence", LedgerError)
     found, secrets = [], []
     clean = redact(evidence, "evidence", found, secrets)
     values["evidence"] = clean
@@ -483,20 +455,6 @@ def _write_all(fd, data):
         written += os.write(fd, data[written:])
 
 
-def _fsync_dir(path):
-    d = os.path.dirname(os.path.abspath(path))
-    try:
-        dfd = os.open(d, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
-
-
 def _same_content(entry, record):
     return all(entry.get(k) == record.get(k) for k in TEXT_FIELDS + ("evidence",))
 
@@ -631,7 +589,7 @@ class Ledger(object):
         finally:
             os.close(fd)  # releases the lock
         if created:
-            _fsync_dir(self.path)
+            fsync_dir(os.path.dirname(os.path.abspath(self.path)))
         return entry, changed, info
 
     def _open_for_append(self, record, opts):
@@ -673,7 +631,7 @@ class Ledger(object):
                                   % (self.path, name, exc))
             finally:
                 os.close(tfd)
-            _fsync_dir(name)
+            fsync_dir(os.path.dirname(os.path.abspath(name)))
             return name
         raise LedgerError("path %s: cannot find a free name for %s (nothing was cut)" % (self.path, base))
 

@@ -19,7 +19,7 @@ import json
 import os
 import time
 
-from ansible_collections.stagegate.rollout.plugins.module_utils.feature_flags import atomic_write
+from ansible_collections.stagegate.rollout.plugins.module_utils.atomic_file import atomic_write
 
 
 class LockError(Exception):
@@ -92,7 +92,7 @@ def _create(path, content):
 
 
 def _replace(path, content):
-    atomic_write(path, content.decode("utf-8"), 0o600)
+    atomic_write(path, content, 0o600)
 
 
 def acquire(path, token, holder, ttl, now=None, break_lock=False, check_mode=False):

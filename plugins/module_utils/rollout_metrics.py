@@ -17,7 +17,8 @@ import fcntl
 import math
 import os
 import re
-import tempfile
+
+from ansible_collections.stagegate.rollout.plugins.module_utils.atomic_file import atomic_write
 
 NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -172,13 +173,7 @@ def update_file(path, updates, check_mode=False):
         after = render(families)
         changed = after != before
         if changed and not check_mode:
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".rollout_metrics.")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(after)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-            os.rename(tmp, path)
+            atomic_write(path, after, 0o644)
         return changed, before, after, touched
     finally:
         if lock:

@@ -29,7 +29,8 @@ import re
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import PROVIDER_OPTIONS
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec import PROVIDER_OPTIONS
+from ansible_collections.stagegate.rollout.plugins.module_utils.redact import url_secrets
 
 KINDS = ("hosts",)
 SLOTS = ("stable", "canary")
@@ -399,12 +400,12 @@ def plan(target, groups=None, hosts=None, backend_servers=None, canary_weights=N
 
 
 SECRET_KEYS = ("password", "token", "nkey_seed")
-USERINFO_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://([^/@]+)@")
 
 
 def secret_values(value):
     """Every secret in a target, whatever its shape (checked or not): values of password/token/nkey_seed keys
-    and the userinfo of URLs, so a caller can mark them no_log before anything is reported."""
+    and what the URLs carry in their userinfo (``redact.url_secrets``), so a caller can mark them no_log before
+    anything is reported."""
     found = set()
     if isinstance(value, dict):
         for k, v in value.items():
@@ -416,11 +417,7 @@ def secret_values(value):
         for v in value:
             found |= secret_values(v)
     elif isinstance(value, str):
-        m = USERINFO_RE.match(value)
-        if m:
-            found.add(m.group(1))
-            if ":" in m.group(1):
-                found.add(m.group(1).split(":", 1)[1])
+        found.update(url_secrets(value))
     return found
 
 

@@ -232,17 +232,20 @@ state_file:
 
 import json
 import os
-import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.stagegate.rollout.plugins.module_utils.atomic_file import AtomicWriteError, atomic_write
 from ansible_collections.stagegate.rollout.plugins.module_utils.canary_judge import (
     CanaryJudge, JudgeError)
 
-from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import (
-    PROVIDER_OPTIONS, DeadlineError, build_provider, MetricError, protect_module, scrub, seconds_text)
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import (
+    DeadlineError, MetricError, seconds_text)
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import build_provider
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec import PROVIDER_OPTIONS, protect_module
+from ansible_collections.stagegate.rollout.plugins.module_utils.redact import scrub
 
 JUDGE_OPTIONS = ("pass_alpha", "error_margin", "error_abs_margin", "latency_quantiles", "latency_margin",
                  "error_weight", "min_requests", "max_requests", "max_seconds")
@@ -291,13 +294,12 @@ def save_state(module, state):
         pass
     if module.check_mode:
         return True
-    d = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(d):
-        fail(module, "state_file %s: directory %s does not exist" % (path, d))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".canary_judge.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(new)
-    os.replace(tmp, path)
+    try:
+        atomic_write(path, new, new_mode=0o600, module=module)
+    except AtomicWriteError as exc:
+        fail(module, to_native(exc).replace("path ", "state_file ", 1))
+    except OSError as exc:
+        fail(module, "state_file %s: cannot write: %s" % (path, to_native(exc)))
     return True
 
 

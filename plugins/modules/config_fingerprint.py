@@ -124,10 +124,10 @@ import json
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.stagegate.rollout.plugins.module_utils.atomic_file import AtomicWriteError, atomic_write
 from ansible_collections.stagegate.rollout.plugins.module_utils.fingerprint import (
     FingerprintError, compare, fingerprint)
-from ansible_collections.stagegate.rollout.plugins.module_utils.feature_flags import (
-    FlagError, atomic_write, read_text)
+from ansible_collections.stagegate.rollout.plugins.module_utils.feature_flags import read_text
 
 
 def main():
@@ -189,8 +189,8 @@ def main():
         changed = before != content
         if changed and not module.check_mode:
             try:
-                atomic_write(p["dest"], content, mode=None if before is not None else 0o644)
-            except FlagError as exc:
+                atomic_write(p["dest"], content, module=module)
+            except AtomicWriteError as exc:
                 module.fail_json(msg=to_native(exc).replace("path ", "dest ", 1), **result)
             except (IOError, OSError) as exc:
                 module.fail_json(msg="dest %s: cannot write: %s" % (p["dest"], to_native(exc)), **result)

@@ -140,7 +140,8 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.stagegate.rollout.plugins.module_utils.fingerprint import canonical_json, digest_file
+from ansible_collections.stagegate.rollout.plugins.module_utils.canonical_json import canonical_json
+from ansible_collections.stagegate.rollout.plugins.module_utils.fingerprint import digest_file
 
 
 def sha256(data):

@@ -164,30 +164,18 @@ state:
 
 import json
 import os
-import re
-import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.stagegate.rollout.plugins.module_utils.atomic_file import AtomicWriteError, atomic_write
 from ansible_collections.stagegate.rollout.plugins.module_utils.drift_monitor import Cusum, DriftError
-
-from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import (
-    PROVIDER_OPTIONS, build_provider, MetricError, protect_module, scrub)
-
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value):
-    """'24h', '90m', '1d12h', '3600' or 3600 -> seconds; ValueError otherwise."""
-    text = str(value).strip().lower()
-    if re.match(r"^\d+(\.\d+)?$", text):
-        return float(text)
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smhdw])", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(value)
-    return sum(float(n) * UNITS[u] for n, u in parts)
+from ansible_collections.stagegate.rollout.plugins.module_utils.durations import parse_go_duration
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import MetricError
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import build_provider
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec import PROVIDER_OPTIONS, protect_module
+from ansible_collections.stagegate.rollout.plugins.module_utils.redact import scrub
 
 
 def main():
@@ -214,7 +202,7 @@ def main():
     # the provider's secrets (token, password, URL userinfo) are no_log and scrubbed from every message
     secrets = protect_module(module)
     try:
-        escalate_after = parse_duration(p["escalate_after"])
+        escalate_after = parse_go_duration(p["escalate_after"].lower(), "escalate_after")
     except ValueError:
         module.fail_json(msg="escalate_after must be seconds or a duration like 24h, 90m, 1d12h; got %r" % p["escalate_after"])
     if p["value"] is None and p["values"] is None and p["query"] is None and not p["reset"]:
@@ -276,14 +264,10 @@ def main():
     new_text = json.dumps(state, sort_keys=True, indent=1)
     changed = bool(p["state_file"]) and new_text != old_text
     if changed and not module.check_mode:
-        d = os.path.dirname(os.path.abspath(p["state_file"]))
-        if not os.path.isdir(d):
-            module.fail_json(msg="state_file %s: directory %s does not exist" % (p["state_file"], d))
         try:
-            fd, tmp = tempfile.mkstemp(dir=d, prefix=".drift_monitor.")
-            with os.fdopen(fd, "w") as fh:
-                fh.write(new_text)
-            os.replace(tmp, p["state_file"])
+            atomic_write(p["state_file"], new_text, new_mode=0o600, module=module)
+        except AtomicWriteError as exc:
+            module.fail_json(msg=to_native(exc).replace("path ", "state_file ", 1))
         except OSError as exc:
             module.fail_json(msg="state_file %s: cannot write: %s" % (p["state_file"], to_native(exc)))
 

@@ -149,8 +149,9 @@ forced:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.stagegate.rollout.plugins.module_utils.atomic_file import AtomicWriteError, atomic_write
 from ansible_collections.stagegate.rollout.plugins.module_utils.feature_flags import (
-    FlagError, PHASES, atomic_write, checksum, read_text, render_env, render_helm, resolve)
+    FlagError, PHASES, checksum, read_text, render_env, render_helm, resolve)
 
 
 def main():
@@ -201,8 +202,8 @@ def main():
         mode = 0o644
     if changed and not module.check_mode:
         try:
-            atomic_write(p["path"], content, mode=mode)
-        except FlagError as exc:
+            atomic_write(p["path"], content, mode=mode, module=module)
+        except AtomicWriteError as exc:
             module.fail_json(msg=to_native(exc), **result)
         except (IOError, OSError) as exc:
             module.fail_json(msg="path %s: cannot write: %s" % (p["path"], to_native(exc)), **result)

@@ -461,10 +461,13 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import (
-    PROVIDER_OPTIONS, MetricError, build_provider, protect_module, scrub, seconds_text)
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import MetricError, seconds_text
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import build_provider
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec import PROVIDER_OPTIONS, protect_module
+from ansible_collections.stagegate.rollout.plugins.module_utils.redact import scrub
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_checks import (
-    CheckSpecError, evaluate_check, gate_schedule, output, run_gate, validate_checks)
+    CheckSpecError, evaluate_check, validate_checks)
+from ansible_collections.stagegate.rollout.plugins.module_utils.gate_run import gate_schedule, output, run_gate
 
 CHECK_OPTIONS = dict(
     name=dict(type="str", required=True),

@@ -122,8 +122,12 @@ provider:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import (
-    PROVIDER_OPTIONS, MetricError, build_provider, jsonable, protect_module, query_dialect, render_query, scrub)
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import MetricError, jsonable
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import build_provider
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec import (
+    PROVIDER_OPTIONS, protect_module, query_dialect)
+from ansible_collections.stagegate.rollout.plugins.module_utils.query_template import render_query
+from ansible_collections.stagegate.rollout.plugins.module_utils.redact import scrub
 
 
 def main():

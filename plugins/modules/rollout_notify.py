@@ -143,6 +143,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native, to_text
 from ansible.module_utils.urls import fetch_url
 
+from ansible_collections.stagegate.rollout.plugins.module_utils.retries import backoff_delay
+
 SEVERITIES = ["INFO", "WARN", "HIGH", "CRITICAL"]
 
 
@@ -242,7 +244,6 @@ def main():
 
     headers = {"Content-Type": "application/json"}
     headers.update(dict((str(k), v) for k, v in p["headers"].items()))
-    delay = p["retry_delay"]
     status, reason, text = -1, "", ""
     for attempt in range(1, p["retries"] + 2):
         result["attempts"] = attempt
@@ -264,8 +265,7 @@ def main():
         retryable = status == -1 or status == 429 or status >= 500
         if not retryable or attempt > p["retries"]:
             break
-        time.sleep(delay)
-        delay *= 2
+        time.sleep(backoff_delay(attempt - 1, p["retry_delay"]))
     result.update(status=status, response=text)
     if status not in p["status_code"]:
         module.fail_json(msg="webhook %s did not accept the message after %d attempt(s): status %s %s"

@@ -108,7 +108,7 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_text
 
-from ansible_collections.stagegate.rollout.plugins.module_utils.feature_flags import atomic_write
+from ansible_collections.stagegate.rollout.plugins.module_utils.atomic_file import atomic_write
 from ansible_collections.stagegate.rollout.plugins.module_utils.supervisord_program import (
     STATES, Supervisord, SupervisordError)
 
@@ -141,7 +141,7 @@ class _Files:
         directory = os.path.dirname(path)
         if not os.path.isdir(directory):
             os.makedirs(directory, 0o755)
-        atomic_write(path, content, 0o644)
+        atomic_write(path, content, 0o644, module=self.module)
         return True
 
     def remove(self, path):

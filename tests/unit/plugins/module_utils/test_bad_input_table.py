@@ -16,8 +16,8 @@ import os
 import pytest
 
 from ansible_collections.stagegate.rollout.plugins.module_utils import (
-    canary_judge, drift_monitor, feature_flags, haproxy_runtime, jetstream_config, ledger, metric_checks,
-    metric_providers, rollout_lock, rollout_target, supervisord_program)
+    atomic_file, canary_judge, drift_monitor, durations, feature_flags, haproxy_runtime, jetstream_config, ledger,
+    metric_checks, query_template, rollout_lock, rollout_target, supervisord_program)
 
 TARGET = {
     "kind": "hosts", "name": "codex",
@@ -154,10 +154,10 @@ CASES = [
     ("gate: on_no_data 'ignore'", lambda: metric_checks.validate_checks(
         [{"name": "g", "query": "vector(0)", "lt": 1}], provider=PROVIDER, on_no_data="ignore"),
      metric_checks.CheckSpecError, ["on_no_data", "'ignore'", "fail"]),
-    ("query window '5 minutes'", lambda: metric_providers.parse_duration("5 minutes"), ValueError,
+    ("query window '5 minutes'", lambda: durations.parse_duration("5 minutes"), ValueError,
      ["window", "'5 minutes'", "5m"]),
-    ("timeout -3 s", lambda: metric_providers.parse_seconds(-3, "timeout"), ValueError, ["timeout", "-3"]),
-    ("query variable injection", lambda: metric_providers.validate_variables({"window": "5m; drop"}), ValueError,
+    ("timeout -3 s", lambda: durations.parse_seconds(-3, "timeout"), ValueError, ["timeout", "-3"]),
+    ("query variable injection", lambda: query_template.validate_variables({"window": "5m; drop"}), ValueError,
      ["vars.window", "'5m; drop'"]),
     # the canary judge and the drift monitor
     ("judge: alpha 1.5", lambda: canary_judge.CanaryJudge(alpha=1.5), canary_judge.JudgeError,
@@ -250,5 +250,5 @@ def test_a_refused_flag_set_writes_no_env_file(tmp_path):
     before = _snapshot(str(tmp_path))
     with pytest.raises(feature_flags.FlagError):
         flags = feature_flags.resolve(SCHEMA, {"CODEX_PUBLISH_ENABLED": "maybe"}, phase="canary")
-        feature_flags.atomic_write(path, feature_flags.render_env(flags))
+        atomic_file.atomic_write(path, feature_flags.render_env(flags))
     assert _snapshot(str(tmp_path)) == before

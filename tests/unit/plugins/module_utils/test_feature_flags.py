@@ -8,14 +8,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
-import os
-import stat
 
 import pytest
 import yaml
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.feature_flags import (
-    FlagError, atomic_write, checksum, render_env, render_helm, resolve, validate_schema)
+    FlagError, checksum, render_env, render_helm, resolve, validate_schema)
 
 # The flag timeline of zero-drama-phased-rollout.md
 SCHEMA = {
@@ -159,21 +157,6 @@ def test_render_helm_is_valid_yaml_with_types():
     assert doc["env"]["CODEX_GRAPH_API_PORT"] == 8002
     assert doc["env"]["CODEX_CORS_ORIGIN"] == "yes: no # not a comment"
     assert doc["env"]["CODEX_PUBLISH_PORTAL"] == "build-only"
-
-
-def test_atomic_write_replaces_with_mode_and_leaves_no_temp(tmp_path):
-    path = str(tmp_path / "rollout.env")
-    atomic_write(path, "A=1\n", mode=0o640)
-    assert open(path).read() == "A=1\n"
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
-    inode = os.stat(path).st_ino
-    atomic_write(path, "A=2\n")  # keeps the existing mode
-    assert open(path).read() == "A=2\n"
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
-    assert os.stat(path).st_ino != inode  # a new file was renamed over the old one
-    assert os.listdir(str(tmp_path)) == ["rollout.env"]
-    with pytest.raises(FlagError, match="directory .* does not exist"):
-        atomic_write(str(tmp_path / "nope" / "x.env"), "A=1\n")
 
 
 def test_checksum_is_sha256_of_content():

@@ -100,8 +100,8 @@ def test_file_change_is_named(tmp_path):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(), "give data and/or files"),
-    (dict(data={"x": float("nan")}), r"data.x: nan has no canonical JSON form"),
-    (dict(data={"x": {"y": [1, float("inf")]}}), r"data.x.y\[1\]: inf has no canonical JSON form"),
+    (dict(data={"x": float("nan")}), r"data.x: nan is not allowed \(NaN and Infinity have no canonical JSON form\)"),
+    (dict(data={"x": {"y": [1, float("inf")]}}), r"data.x.y\[1\]: inf is not allowed"),
     (dict(data={"x": {1: "a"}}), r"data.x: key 1 must be a string"),
     (dict(data={"x": object()}), r"data.x: object .* is not JSON data"),
     (dict(files=["/nonexistent/file.yaml"]), r"files: /nonexistent/file.yaml does not exist"),

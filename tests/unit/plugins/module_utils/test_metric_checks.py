@@ -13,10 +13,11 @@ import re
 
 import pytest
 
+from ansible_collections.stagegate.rollout.plugins.module_utils.gate_run import (
+    gate_schedule, output, overall_verdict, run_gate)
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_checks import (
-    CheckSpecError, baseline_from_document, evaluate_check, gate_schedule, output, overall_verdict, parse_percent,
-    run_gate, validate_checks)
-from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import (
+    CheckSpecError, baseline_from_document, evaluate_check, parse_percent, validate_checks)
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import (
     QueryError, Sample, UnreachableError)
 
 PROV = {"type": "prometheus", "url": "http://127.0.0.1:9090"}

@@ -16,11 +16,15 @@ import pytest
 
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 
-from ansible_collections.stagegate.rollout.plugins.module_utils import metric_providers as mp
-from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import (
-    MetricError, MultipleSeriesError, NoDataError, ProviderError, QueryError, Sample, UnreachableError,
-    bucket_quantile, build_provider, json_samples, jsonable, normalize_spec, parse_duration, parse_seconds,
-    render_query)
+from ansible_collections.stagegate.rollout.plugins.module_utils import metric_http
+from ansible_collections.stagegate.rollout.plugins.module_utils import rollout_target as rt
+from ansible_collections.stagegate.rollout.plugins.module_utils.durations import parse_duration, parse_seconds
+from ansible_collections.stagegate.rollout.plugins.module_utils.histogram import bucket_quantile
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import (
+    MetricError, MultipleSeriesError, NoDataError, ProviderError, QueryError, Sample, UnreachableError, jsonable)
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import build_provider, json_samples
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec import normalize_spec
+from ansible_collections.stagegate.rollout.plugins.module_utils.query_template import render_query
 
 TOKEN = "tok-Secret-123456"
 
@@ -203,7 +207,7 @@ def vector(*series):
 def fake_http(monkeypatch):
     def install(script):
         fake = FakeHttp(script)
-        monkeypatch.setattr(mp, "_open", fake)
+        monkeypatch.setattr(metric_http, "_open", fake)
         return fake
     return install
 
@@ -419,6 +423,42 @@ def test_text_rate_increase_waits_once_and_handles_resets():
     assert p.waited == pytest.approx(10.0)        # no second wait inside the round
 
 
+PHASE_PAGE1 = """# TYPE http_requests_total counter
+http_requests_total{job="codex",slot="stable",code="200"} 1000
+http_requests_total{job="codex",slot="canary",code="200"} 100
+# TYPE http_request_duration_seconds histogram
+http_request_duration_seconds_bucket{job="codex",slot="canary",le="0.1"} 90
+http_request_duration_seconds_bucket{job="codex",slot="canary",le="1.0"} 100
+http_request_duration_seconds_bucket{job="codex",slot="canary",le="+Inf"} 100
+"""
+PHASE_PAGE2 = """# TYPE http_requests_total counter
+http_requests_total{job="codex",slot="stable",code="200"} 2000
+http_requests_total{job="codex",slot="canary",code="200"} 190
+http_requests_total{job="codex",slot="canary",code="503"} 10
+# TYPE http_request_duration_seconds histogram
+http_request_duration_seconds_bucket{job="codex",slot="canary",le="0.1"} 180
+http_request_duration_seconds_bucket{job="codex",slot="canary",le="1.0"} 200
+http_request_duration_seconds_bucket{job="codex",slot="canary",le="+Inf"} 200
+"""
+
+
+def test_text_answers_the_phases_default_queries():
+    """A phase's gates and judge (rollout_target's default queries) work on a target whose provider is
+    prometheus_text: every query is in the subset and gives the numbers Prometheus would."""
+    metrics = {"requests": "http_requests_total", "latency_bucket": "http_request_duration_seconds_bucket",
+               "selector": 'job="codex"', "error_selector": 'code=~"5.."', "stable_selector": 'slot="stable"',
+               "canary_selector": 'slot="canary"', "version_label": ""}
+    p, clock = text_provider([PHASE_PAGE1, PHASE_PAGE2])
+    gates = rt.gate_queries(metrics, "canary")
+    assert p.scalar(gates["error_rate"].replace("$window", "60s")) == pytest.approx(10.0 / 100)
+    assert p.scalar(gates["p99_latency_ms"].replace("$window", "60s")) == pytest.approx(1000 * (0.1 + 0.9 * 9 / 10))
+    judge = rt.judge_queries(metrics)
+    assert p.scalar(judge["canary"]["requests"]) == 200 and p.scalar(judge["canary"]["errors"]) == 10
+    assert p.scalar(judge["baseline"]["errors"]) == 0          # "or vector(0)": no error series yet
+    buckets = dict((s.labels["le"], s.value) for s in p.query(judge["canary"]["latency_buckets"]))
+    assert buckets == {"0.1": 180, "1.0": 200, "+Inf": 200}
+
+
 def test_text_histogram_quantile_matches_prometheus_algorithm():
     p, clock = text_provider([PAGE1, PAGE2])
     q = 'histogram_quantile(%s, sum by (le) (rate(lat_bucket{version="v1"}[5s])))'
@@ -579,8 +619,9 @@ import time
 
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import (
-    DeadlineError, params_secrets, provider_secrets, scrub)
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import DeadlineError
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec import params_secrets, provider_secrets
+from ansible_collections.stagegate.rollout.plugins.module_utils.redact import scrub
 
 USER, PASSWORD = "ops", "Pw-S3cret-987"
 BASIC = base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode()

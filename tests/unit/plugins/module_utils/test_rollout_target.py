@@ -1,3 +1,4 @@
+import base64
 import copy
 
 import pytest
@@ -166,11 +167,23 @@ def test_no_latency_histogram_no_latency_queries():
     assert list(rt.gate_queries(m, "canary")) == ["error_rate"]
 
 
+def test_a_target_may_read_its_metrics_with_prometheus_text():
+    provider = {"type": "prometheus_text", "targets": [
+        {"url": "http://10.0.0.11:8101/metrics", "labels": {"job": "codex", "slot": "stable"}},
+        {"url": "http://10.0.0.11:8102/metrics", "labels": {"job": "codex", "slot": "canary"}}]}
+    t = rt.validate(target(metrics__provider=provider), GROUPS, HOSTS)[0]
+    assert t["metrics"]["provider"]["type"] == "prometheus_text"
+    assert len(t["metrics"]["provider"]["targets"]) == 2
+
+
 def test_secret_values_are_found_in_any_shape():
     t = target(metrics__provider={"type": "prometheus", "url": "https://ops:pw0rd@prom:9090"})
     found = rt.secret_values(t)
     assert {"nats-pass", "ops:pw0rd", "pw0rd"} <= found
     assert rt.secret_values({"x": [{"token": "tk"}]}) == {"tk"}
+    # a URL anywhere in a string, its percent-decoded password and the basic header made of it
+    found = rt.secret_values({"command": "run --db postgres://app:p%40ss@db/x"})
+    assert {"app:p%40ss", "p%40ss", "p@ss"} <= found and base64.b64encode(b"app:p@ss").decode() in found
 
 
 def test_nats_connection_keeps_only_the_set_connection_options():
