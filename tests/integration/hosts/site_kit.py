@@ -39,7 +39,7 @@ from demo.stack.haproxy import HAProxy, runtime_command
 from demo.stack.local import STREAM, SUBJECT_PREFIX, SUBJECTS, _ensure_stream
 from demo.stack.nats import NatsServer
 from demo.stack.prometheus import Prometheus
-from demo.testkit import read_env_file
+from demo.testkit import processes_mentioning, read_env_file
 from tests.integration.hosts.ssh_hosts import SSHD, SshHosts, accepts, alive
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -461,22 +461,6 @@ def healthz(addr, port):
         return None
     finally:
         conn.close()
-
-
-def processes_mentioning(text):
-    found = []
-    me = os.getpid()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == me:
-            continue
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as fh:
-                cmd = fh.read().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:
-            continue
-        if text in cmd and alive(int(pid)):
-            found.append((int(pid), cmd[:300]))
-    return found
 
 
 def shutdown_supervisord(conf):
