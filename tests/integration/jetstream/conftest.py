@@ -4,8 +4,9 @@
 """Fixtures for the JetStream module tests: real nats-server processes and ansible-playbook runs.
 
 Every test gets its own nats-server (free loopback port, store in its temp dir)
-started through demo/stack/nats.py; the modules are run by ansible-playbook
-through the collection at .collections/ansible_collections/stagegate/rollout.
+started through demo/stack/nats.py; the servers that require token, nkey, credentials
+(operator JWT) or TLS authentication are started once per module. The modules are run
+by ansible-playbook through the collection at .collections/ansible_collections/stagegate/rollout.
 """
 import asyncio
 import json
@@ -13,10 +14,14 @@ import os
 import subprocess
 import sys
 
+import types
+
 import pytest
 
 from demo.stack.nats import NatsServer
 from demo.stack.ports import free_port
+
+import auth_kit
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 COLLECTIONS = os.path.join(ROOT, ".collections")
@@ -38,6 +43,68 @@ def auth_nats_server(tmp_path):
     server = NatsServer(str(tmp_path / "nats-auth"), user=AUTH_USER, password=AUTH_PASSWORD).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def nats_auth_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("nats-auth-modes")
+
+
+def _module_server(directory, config, **facts):
+    server = NatsServer(str(directory), config=config).start()
+    return server, types.SimpleNamespace(url=server.url, **facts)
+
+
+@pytest.fixture(scope="module")
+def token_nats_server(nats_auth_dir):
+    """A nats-server that requires a token; .url, .token."""
+    token = "tok-" + os.urandom(12).hex()
+    server, facts = _module_server(nats_auth_dir / "token", "authorization {\n  token: %s\n}\n" % json.dumps(token),
+                                   token=token)
+    yield facts
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def nkey_nats_server(nats_auth_dir):
+    """A nats-server that knows one nkey user; .url, .seed (its seed), .other_seed (a user it does not know)."""
+    user, other = auth_kit.new_key("user"), auth_kit.new_key("user")
+    server, facts = _module_server(nats_auth_dir / "nkey", "authorization {\n  users: [{nkey: %s}]\n}\n"
+                                   % user.public_key.decode(), seed=user.seed.decode(), other_seed=other.seed.decode())
+    yield facts
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def creds_nats_server(nats_auth_dir):
+    """A nats-server in operator mode (decentralised JWT auth); .url, .creds (a user's credentials file) and
+    .seed, .foreign_creds (a user signed by an account the operator never issued) and .foreign_seed."""
+    op = auth_kit.Operator()
+    d = nats_auth_dir / "creds"
+    d.mkdir()
+    seed = op.user_creds(str(d / "rollout.creds"))
+    foreign_seed = op.user_creds(str(d / "foreign.creds"), account=auth_kit.new_key("account"))
+    server, facts = _module_server(d / "server", op.server_config(str(d)), creds=str(d / "rollout.creds"), seed=seed,
+                                   foreign_creds=str(d / "foreign.creds"), foreign_seed=foreign_seed)
+    yield facts
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_nats_servers(nats_auth_dir):
+    """Two nats-servers with a certificate of a test CA: .url (server TLS only) and .mtls_url (client
+    certificates required, verify); .pki (ca, client_cert, client_key, ...) and .other_ca (a CA that signed
+    nothing of these)."""
+    pki = auth_kit.make_pki(str(nats_auth_dir / "pki"), "rollout")
+    other = auth_kit.make_pki(str(nats_auth_dir / "pki-other"), "other")
+    tls = "  cert_file: %s\n  key_file: %s\n  ca_file: %s\n" % tuple(
+        json.dumps(pki[k]) for k in ("server_cert", "server_key", "ca"))
+    plain = NatsServer(str(nats_auth_dir / "tls"), config="tls {\n%s}\n" % tls).start()
+    mutual = NatsServer(str(nats_auth_dir / "mtls"), config="tls {\n%s  verify: true\n}\n" % tls).start()
+    yield types.SimpleNamespace(url=plain.url.replace("nats://", "tls://"), mtls_url=mutual.url.replace("nats://", "tls://"),
+                                pki=pki, other_ca=other["ca"])
+    plain.stop()
+    mutual.stop()
 
 
 @pytest.fixture
@@ -137,12 +204,15 @@ def playbook(tmp_path):
 
 # -- direct NATS access for checks, independent of the modules ----------------------------------------------
 
-def js_api(url, operation, body=None, user=None, password=None):
-    """One JetStream API call with nats-py; returns the decoded reply (errors included)."""
+def js_api(url, operation, body=None, user=None, password=None, **connect):
+    """One JetStream API call with nats-py; returns the decoded reply (errors included).
+
+    ``connect``: more keyword arguments of ``nats.connect`` (token, user_credentials, nkeys_seed_str, tls, ...).
+    """
     import nats
 
     async def call():
-        kw = {}
+        kw = dict(connect)
         if user:
             kw.update(user=user, password=password)
         nc = await nats.connect(url, **kw)

@@ -72,3 +72,96 @@ def test_password_auth_and_no_secret_in_vvv_output(auth_nats_server, playbook, n
                    extra_env={"NATS_USER": "rollout", "NATS_PASSWORD": good})
     assert run.rc == 0 and run[0]["exists"] is True
     _no_secret(run, good)
+
+
+# -- token, nkey, credentials file and TLS: one nats-server per mode (module-scoped fixtures), one playbook run each
+#    at -vvv: the right credential creates the stream, the wrong one (ignore_errors) fails with a clear message, and
+#    no secret is in any output.
+
+def _good_and_wrong(playbook, tmp_path, url, good, wrong, secrets, servers=None):
+    """Run the stream task with ``good`` options, then with ``wrong`` ones (each a dict of options, or a list of
+    them); secrets go through a vars file as a vault would give them. Returns the run."""
+    values, tasks = {}, []
+
+    def opts(options, prefix):
+        out = {}
+        for k, v in options.items():
+            if k in ("token", "nkey_seed", "password"):
+                values["%s_%s" % (prefix, k)] = v
+                v = "{{ %s_%s }}" % (prefix, k)
+            out[k] = v
+        return out
+
+    tasks.append({"name": "stream with the right credential",
+                  "stagegate.rollout.jetstream_stream": dict(STREAM, servers=servers or [url], **opts(good, "good"))})
+    for i, bad in enumerate(wrong if isinstance(wrong, list) else [wrong]):
+        bad = dict(bad)
+        tasks.append({"name": "stream with a wrong credential %d" % i, "ignore_errors": True,
+                      "stagegate.rollout.jetstream_stream": dict(STREAM, max_age="24h",
+                                                                 servers=[bad.pop("servers", url)],
+                                                                 **opts(bad, "bad%d" % i))})
+    path = _vars_file(tmp_path, **values)
+    run = playbook(tasks, verbosity=3, extra_args=("-e", "@" + path))
+    assert run.rc == 0, run.output[-3000:]
+    _no_secret(run, *secrets)
+    recap = run.stdout[run.stdout.rindex("PLAY RECAP"):]
+    assert "changed=1" in recap and "ignored=%d" % (len(tasks) - 1) in recap, recap
+    return run
+
+
+def test_token_auth(token_nats_server, playbook, nats_tools, tmp_path):
+    srv = token_nats_server
+    wrong = "tok-" + "0badc0de" * 3
+    run = _good_and_wrong(playbook, tmp_path, srv.url, {"token": srv.token}, {"token": wrong}, [srv.token, wrong])
+    assert "refused the credentials" in run.stdout and srv.url in run.stdout
+    info = nats_tools.stream_config(srv.url, "EVENTS", token=srv.token)
+    assert info["config"]["max_age"] == 72 * 3600 * 10 ** 9  # the refused 24h changed nothing
+
+
+def test_nkey_seed_auth(nkey_nats_server, playbook, nats_tools, tmp_path):
+    srv = nkey_nats_server
+    run = _good_and_wrong(playbook, tmp_path, srv.url, {"nkey_seed": srv.seed}, {"nkey_seed": srv.other_seed},
+                          [srv.seed, srv.other_seed])
+    assert "refused the credentials" in run.stdout
+    info = nats_tools.stream_config(srv.url, "EVENTS", nkeys_seed_str=srv.seed)
+    assert info["config"]["max_age"] == 72 * 3600 * 10 ** 9
+
+
+def test_creds_file_auth(creds_nats_server, playbook, nats_tools, tmp_path):
+    srv = creds_nats_server
+    run = _good_and_wrong(playbook, tmp_path, srv.url, {"creds_file": srv.creds}, {"creds_file": srv.foreign_creds},
+                          [srv.seed, srv.foreign_seed])
+    assert "refused the credentials" in run.stdout
+    info = nats_tools.stream_config(srv.url, "EVENTS", user_credentials=srv.creds)
+    assert info["config"]["max_age"] == 72 * 3600 * 10 ** 9
+
+
+def _key_body(path):
+    with open(path) as f:
+        return "".join(line.strip() for line in f if not line.startswith("-----"))
+
+
+def test_tls_server_certificate_and_client_certificates(tls_nats_servers, playbook, nats_tools, tmp_path):
+    srv = tls_nats_servers
+    pki = srv.pki
+    client = {"tls_ca": pki["ca"], "tls_cert": pki["client_cert"], "tls_key": pki["client_key"]}
+    run = _good_and_wrong(
+        playbook, tmp_path, srv.mtls_url, client,
+        [dict(client, tls_ca=srv.other_ca),                  # the server's certificate is not signed by this CA
+         {"tls_ca": pki["ca"]},                              # the server requires a client certificate
+         {"servers": srv.url, "tls_ca": srv.other_ca}],      # server-only TLS, wrong CA
+        [_key_body(pki["client_key"]), _key_body(pki["server_key"])])
+    assert run.stdout.count("TLS handshake failed") >= 2, run.stdout[-4000:]
+    assert "check tls_ca, tls_cert and tls_key" in run.stdout
+
+    # server TLS with the CA only (no client certificate), read back through the info module
+    run = playbook([{"stagegate.rollout.jetstream_stream": STREAM},
+                    {"stagegate.rollout.jetstream_info": {"stream": "EVENTS"}}],
+                   module_defaults={"servers": [srv.url], "tls_ca": pki["ca"]})
+    assert run.rc == 0 and run[0]["changed"] is True and run[1]["exists"] is True, run.output[-3000:]
+
+    import ssl
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    ctx.load_cert_chain(pki["client_cert"], pki["client_key"])
+    info = nats_tools.stream_config(srv.mtls_url, "EVENTS", tls=ctx)
+    assert info["config"]["max_age"] == 72 * 3600 * 10 ** 9
