@@ -6,12 +6,15 @@
 Unlike ansible.builtin.pause it never approves by itself: without an interactive terminal (cron, CI, an AWX
 job) nothing can be typed and RV(approved) is false at once; with a terminal the prompt waits at most
 O(timeout) seconds (pause cannot: with a time limit it ignores what is typed). The answer is read through
-ansible's own prompt (the controller's main process owns the terminal), so it works from any worker.
+ansible's own prompt (the controller's main process owns the terminal), so it works from any worker. Under
+ansible-runner (how AWX runs a job; it sets AWX_ISOLATED_DATA_DIR) the prompt is not shown: the runner gives the
+job a pseudo-terminal nobody types into, and the prompt would wait there until the job times out.
 """
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import time
 
 from ansible.errors import AnsibleError, AnsiblePromptInterrupt, AnsiblePromptNoninteractive
@@ -47,9 +50,13 @@ class ActionModule(ActionBase):
                                " (within %d s)" % seconds if seconds else "")
         started = time.time()
         typed, terminal, interrupted = "", True, False
+        under_runner = bool(os.environ.get("AWX_ISOLATED_DATA_DIR"))
         try:
-            typed = to_text(display.prompt_until(msg, private=False, seconds=seconds, complete_input=None),
-                            errors="surrogate_or_replace").strip()
+            if under_runner:
+                terminal = False
+            else:
+                typed = to_text(display.prompt_until(msg, private=False, seconds=seconds, complete_input=None),
+                                errors="surrogate_or_replace").strip()
         except AnsiblePromptNoninteractive:
             terminal = False
         except AnsiblePromptInterrupt:
@@ -57,7 +64,9 @@ class ActionModule(ActionBase):
         waited = round(time.time() - started, 1)
         timed_out = bool(terminal and seconds and not interrupted and waited >= seconds - 0.5)
         approved = terminal and not interrupted and not timed_out and typed == expect
-        if not terminal:
+        if under_runner:
+            why = "not asked: the job runs under ansible-runner (AWX), where nobody can type %s" % expect
+        elif not terminal:
             why = "no interactive terminal: nobody can type %s here" % expect
         elif interrupted:
             why = "interrupted at the prompt"

@@ -17,9 +17,10 @@ description:
     O(timeout) seconds pass. RV(approved) is true only when the line is O(expect).
   - Fails closed, unlike M(ansible.builtin.pause) (which returns at once with no input when there is no
     terminal, and ignores what is typed when it has a time limit). Without an interactive terminal (cron, CI, an
-    AWX job) RV(approved) is false at once; the caller decides what that means (the phases stop before any change,
-    or roll back an inconclusive canary step). In AWX, use a workflow approval node instead and let the job run
-    with an approval given.
+    AWX job) RV(approved) is false at once. So it is under ansible-runner (how AWX runs a job; the environment
+    has C(AWX_ISOLATED_DATA_DIR)), where the prompt would wait on a pseudo-terminal nobody types into. The caller
+    decides what that means (the phases stop before any change, or roll back an inconclusive canary step). In
+    AWX, use a workflow approval node instead and let the job run with an approval given.
   - The task itself never fails for a missing approval; it reports what happened (RV(terminal), RV(timed_out),
     RV(typed), RV(waited)).
   - This is an action plugin; it runs on the controller only.

@@ -79,8 +79,11 @@ def test_unapproved_phase_under_ansible_runner_is_refused_before_any_change(tmp_
         events.sort(key=lambda e: e["counter"])
         results = [e for e in events if e["event"].startswith("runner_on_") and e["event"] != "runner_on_start"]
         tasks = [(e["event"], e["event_data"].get("task")) for e in results]
-        pause = [ev for ev, task in tasks if task == "Phase | wait for approval"]
-        assert pause == ["runner_on_skipped"], tasks
+        # the approval plugin does not ask under ansible-runner (no prompt on the runner's pseudo-terminal)
+        asked = [e for e in results if e["event_data"].get("task") == "Phase | wait for approval"]
+        assert [e["event"] for e in asked] == ["runner_on_ok"], tasks
+        res = asked[0]["event_data"]["res"]
+        assert res["approved"] is False and res["terminal"] is False and "ansible-runner" in res["reason"], res
         failed = [e for e in events if e["event"] == "runner_on_failed"]
         assert [e["event_data"]["task"] for e in failed] == ["Phase | stop unless a person approved"], tasks
         msg = failed[0]["event_data"]["res"]["msg"]

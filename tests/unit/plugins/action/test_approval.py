@@ -52,6 +52,16 @@ def test_the_time_limit_passes_without_a_line():
     assert not res["approved"] and res["timed_out"] and res["reason"] == "nobody typed v3 within 1 s"
 
 
+def test_under_ansible_runner_nobody_is_asked(monkeypatch):
+    monkeypatch.setenv("AWX_ISOLATED_DATA_DIR", "/runner/artifacts/1")
+
+    def asked(*a, **k):
+        raise AssertionError("asked on the runner's pseudo-terminal")
+    res, called = run({"prompt": "type v3", "expect": "v3", "timeout": 60}, asked)
+    assert not res["approved"] and not res["terminal"] and "ansible-runner" in res["reason"]
+    assert not called.called
+
+
 def test_interrupted():
     def ctrl_c(*a, **k):
         raise AnsiblePromptInterrupt("user interrupt")
