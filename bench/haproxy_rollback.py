@@ -21,7 +21,11 @@ canary c1, each a Python HTTP server on loopback; health checks every 500 ms.
      validate + apply + verify, no Ansible).
    * raw runtime API: one session ``set server app/c1 weight 0`` (connect, send,
      read HAProxy's answer).
-2. Blue-green flip under load: two client threads send requests back to back
+2. Fast abort, canary at 10 % -> the judge's fail verdict -> canary weight 0: ``stagegate.rollout.canary_judge``
+   via ansible-playbook with counts that fail at the first look and ``on_fail`` (the weights 50/50/0).
+   Reported: ``ms_after_verdict`` measured inside the module (its verdict -> HAProxy's answer to the change),
+   and verdict -> the independent poller's first sight of weight 0 (both epoch clocks of this machine).
+3. Blue-green flip under load: two client threads send requests back to back
    (each on a new connection) while the module (via ansible-playbook) flips
    stable 100 / canary 0 <-> stable 0 / canary 100; failed requests (non-2xx or
    connection errors) are counted over the whole run, and every client's
@@ -48,6 +52,7 @@ from tests.integration.haproxy.haproxy_kit import LB, Backends, Load, run_module
 
 GROUPS = {"stable": ["s1", "s2"], "canary": ["c1"]}
 CANARY_10 = {"s1": 45, "s2": 45, "c1": 10}
+BAD_COUNTS = {"baseline": {"requests": 20000, "errors": 10}, "canary": {"requests": 20000, "errors": 400}}
 FULL = {"module_runs": 20, "inproc_runs": 200, "raw_runs": 500, "flips": 10, "load_clients": 2, "settle_s": 0.5}
 QUICK = {"module_runs": 4, "inproc_runs": 50, "raw_runs": 100, "flips": 2, "load_clients": 2, "settle_s": 0.3}
 
@@ -71,6 +76,7 @@ class Watcher:
     def __init__(self, lb):
         self.lb = lb
         self.seen_zero = None
+        self.seen_zero_epoch = None
         self.polls = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -85,6 +91,7 @@ class Watcher:
             self.polls += 1
             if w == 0 and self.seen_zero is None:
                 self.seen_zero = time.perf_counter()
+                self.seen_zero_epoch = time.time()
             time.sleep(0.001)
 
     def start(self):
@@ -154,6 +161,26 @@ def bench_rollback(lb, work, cfg):
     return rows
 
 
+def bench_fast_abort(lb, work, cfg):
+    """The judge decides fail and writes weight 0 itself (on_fail): verdict -> weight 0, in milliseconds."""
+    inside, observed = [], []
+    for i in range(cfg["module_runs"]):
+        lb.set_weights(CANARY_10)
+        watcher = Watcher(lb).start()
+        time.sleep(0.02)
+        res, dummy = run_module(os.path.join(work, "abort%d" % i), dict(BAD_COUNTS, on_fail={
+            "socket": lb.socket_path, "backend": "app", "weights": {"s1": 50, "s2": 50, "c1": 0}}),
+            module="stagegate.rollout.canary_judge")
+        watcher.stop()
+        abort = res.get("on_fail") or {}
+        if res.get("verdict") != "fail" or not abort.get("applied") or watcher.seen_zero is None:
+            raise RuntimeError("fast abort run %d failed: %s" % (i, res.get("msg") or abort))
+        inside.append(abort["ms_after_verdict"])
+        observed.append((watcher.seen_zero_epoch - abort["decided_at"]) * 1000.0)
+    return {"judge via ansible-playbook: ms_after_verdict inside the module": summary(inside),
+            "judge via ansible-playbook: verdict -> poller sees weight 0": summary(observed)}
+
+
 def bench_flip(lb, work, cfg):
     lb.set_weights({"s1": 50, "s2": 50, "c1": 0})
     load = Load(lb.port, clients=cfg["load_clients"]).start()
@@ -197,6 +224,7 @@ def main(argv=None):
         t_start = time.perf_counter()
         load_before = os.getloadavg()[0]
         rb = bench_rollback(lb, work, cfg)
+        fa = bench_fast_abort(lb, work, cfg)
         fl = bench_flip(lb, work, cfg)
         load_after = os.getloadavg()[0]
         took = time.perf_counter() - t_start
@@ -212,6 +240,11 @@ def main(argv=None):
     print("|---|---:|---:|---:|---:|")
     for name, s in rb.items():
         print("| %s | %d | %.2f | %.2f | %.2f |" % (name, s["n"], s["median"], s["p95"], s["max"]))
+    print("\nFast abort: canary at 10 % -> the judge's fail verdict -> canary weight 0 (milliseconds)\n")
+    print("| path | runs | median | p95 | max |")
+    print("|---|---:|---:|---:|---:|")
+    for name, s in fa.items():
+        print("| %s | %d | %.2f | %.2f | %.2f |" % (name, s["n"], s["median"], s["p95"], s["max"]))
     print("\nBlue-green flip under load (module via ansible-playbook, %d clients back to back)\n"
           % cfg["load_clients"])
     print("| flips | requests | failed requests | side switches seen per client | flip elapsed_ms median | "
@@ -223,8 +256,11 @@ def main(argv=None):
         f["median"], f["p95"], f["max"]))
     ok = fl["failed"] == 0 and all(x == fl["flips"] for x in fl["switches_per_client"])
     target = rb["module via ansible-playbook: elapsed_ms inside the module"]["max"] < 100
-    print("\ntarget weight 0 < 100 ms inside the module: %s; flips lost no request and switched cleanly: %s"
-          % ("met" if target else "MISSED", "yes" if ok else "NO"))
+    abort_target = fa["judge via ansible-playbook: verdict -> poller sees weight 0"]["median"] <= 100
+    print("\ntarget weight 0 < 100 ms inside the module: %s; fast abort verdict -> weight 0 <= 100 ms (median): %s; "
+          "flips lost no request and switched cleanly: %s"
+          % ("met" if target else "MISSED", "met" if abort_target else "MISSED", "yes" if ok else "NO"))
+    target = target and abort_target
     return 0 if ok and target else 1
 
 

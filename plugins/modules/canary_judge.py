@@ -30,6 +30,7 @@ author:
   - stagegate.rollout contributors (@stagegate)
 extends_documentation_fragment:
   - stagegate.rollout.metric_provider
+  - stagegate.rollout.on_fail
 options:
   baseline:
     description:
@@ -111,7 +112,9 @@ options:
       - Not written in check mode.
     type: path
   state:
-    description: A state returned as RV(state) by a previous look (used when O(state_file) is not given).
+    description:
+      - A state returned as RV(state) by a previous look, to continue from it.
+      - With O(state_file) too, the analysis continues from O(state) (the file is only written).
     type: dict
   reset:
     description: Start a new analysis (ignore any saved state).
@@ -132,11 +135,26 @@ options:
         O(provider.deadline) bounds each look further.
     type: float
     default: 600
+  progress:
+    description:
+      - With O(interval), print a progress line at least every this many seconds (the action plugin runs the
+        looks in rounds of this length, carrying the state from round to round). V(0) makes one silent round.
+    type: float
+    default: 10
+  looks:
+    description:
+      - With O(interval), return after this many looks (with the state to continue from); V(0) loops until a
+        verdict or O(timeout). The action plugin sets it for each round of O(progress) seconds.
+    type: int
+    default: 0
 notes:
   - Supports check mode (the state is computed and returned but O(state_file) is not written).
   - Tokens, passwords and the userinfo of provider URLs are C(no_log) values and are removed from every message
     and result.
   - A C(fail) verdict does not fail the task; use C(failed_when) or branch on RV(verdict).
+  - Run by Ansible, the collection's action plugin makes the looks in rounds of at most O(progress) seconds and
+    prints one progress line per round (look, requests and errors per arm, e-values against their boundaries,
+    time left) and a verdict line at the end, so a long analysis is never silent.
 seealso:
   - module: stagegate.rollout.drift_monitor
 attributes:
@@ -228,6 +246,18 @@ state_file:
   description: Path of the state file, when used.
   returned: when O(state_file) is given
   type: str
+on_fail:
+  description:
+    - What the fast abort did - C(applied), C(changed), the C(weights) asked, the weights C(after) (read back in
+      the same session), C(decided_at) and C(applied_at) (epoch seconds), C(ms_after_verdict), C(error).
+  returned: when O(on_fail) is given and the verdict is C(fail)
+  type: dict
+  sample: {"applied": true, "changed": true, "weights": {"canary": 0, "stable": 100}, "ms_after_verdict": 2.4}
+progress:
+  description: One line per round of looks (printed as it happened), and the verdict line last.
+  returned: when run by the action plugin with O(interval)
+  type: list
+  elements: str
 """
 
 import json
@@ -240,6 +270,8 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.stagegate.rollout.plugins.module_utils.atomic_file import AtomicWriteError, atomic_write
 from ansible_collections.stagegate.rollout.plugins.module_utils.canary_judge import (
     CanaryJudge, JudgeError)
+from ansible_collections.stagegate.rollout.plugins.module_utils.fast_abort import (
+    ON_FAIL_OPTIONS, abort_traffic, check_on_fail)
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import (
     DeadlineError, MetricError, seconds_text)
@@ -267,6 +299,8 @@ def load_state(module):
     p = module.params
     if p["reset"]:
         return None
+    if p["state"] is not None:
+        return p["state"]
     if p["state_file"]:
         path = p["state_file"]
         if not os.path.exists(path):
@@ -411,8 +445,11 @@ def main():
             reset=dict(type="bool", default=False),
             interval=dict(type="float", default=0),
             timeout=dict(type="float", default=600),
+            progress=dict(type="float", default=10),
+            looks=dict(type="int", default=0),
+            on_fail=dict(type="dict", options=ON_FAIL_OPTIONS),
         ),
-        mutually_exclusive=[("queries", "baseline"), ("queries", "canary"), ("state_file", "state")],
+        mutually_exclusive=[("queries", "baseline"), ("queries", "canary")],
         required_together=[("baseline", "canary"), ("queries", "provider")],
         required_one_of=[("baseline", "queries")],
         supports_check_mode=True,
@@ -423,11 +460,16 @@ def main():
         fail(module, "interval must be >= 0 seconds, got %r" % p["interval"])
     if p["timeout"] <= 0:
         fail(module, "timeout must be > 0 seconds, got %r" % p["timeout"])
+    if p["looks"] < 0:
+        fail(module, "looks must be >= 0 (0: no limit), got %r" % p["looks"])
     if p["interval"] > 0 and not p["queries"]:
         fail(module, "interval > 0 (looping) needs queries: direct baseline/canary counts do not change "
                      "between looks")
 
     # validate options and inputs before anything is read or written
+    problem = check_on_fail(p["on_fail"])
+    if problem:
+        fail(module, problem)
     try:
         CanaryJudge(alpha=p["alpha"], canary_share=p["canary_share"], **judge_options(p))
     except JudgeError as exc:
@@ -450,6 +492,7 @@ def main():
 
     history = []
     result = None
+    aborted = None
     deadline = time.monotonic() + p["timeout"]
     while True:
         if provider is None:
@@ -475,9 +518,12 @@ def main():
                                        canary=minus(counts["canary"], origin.get("canary")))
             except JudgeError as exc:
                 fail(module, to_native(exc), history=history)
-        history.append({"time": time.time(), "verdict": result["verdict"], "reason": result["reason"],
+        decided_at = time.time()
+        if result["verdict"] == "fail" and p["on_fail"]:
+            aborted = abort_traffic(p["on_fail"], decided_at, check_mode=module.check_mode)
+        history.append({"time": decided_at, "verdict": result["verdict"], "reason": result["reason"],
                         "requests": result["requests"]})
-        if result["verdict"] != "continue" or p["interval"] <= 0:
+        if result["verdict"] != "continue" or p["interval"] <= 0 or 0 < p["looks"] <= len(history):
             break
         if time.monotonic() + p["interval"] > deadline:
             break
@@ -492,6 +538,9 @@ def main():
                looks=len(history), history=history, state=new_state)
     if p["state_file"]:
         out["state_file"] = p["state_file"]
+    if aborted is not None:
+        out["on_fail"] = aborted
+        out["changed"] = changed or aborted["changed"]
     module.exit_json(**scrub(out, module.provider_secrets))
 
 

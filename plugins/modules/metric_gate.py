@@ -29,6 +29,7 @@ author:
   - stagegate.rollout contributors (@stagegate)
 extends_documentation_fragment:
   - stagegate.rollout.metric_provider
+  - stagegate.rollout.on_fail
 options:
   checks:
     description:
@@ -443,6 +444,13 @@ history:
   returned: always
   type: list
   elements: dict
+on_fail:
+  description:
+    - What the fast abort did - C(applied), C(changed), the C(weights) asked, the weights C(after), C(decided_at) and
+      C(applied_at) (epoch seconds), C(ms_after_verdict), C(error).
+  returned: when O(on_fail) is given and the verdict is V(fail)
+  type: dict
+  sample: {"applied": true, "changed": true, "weights": {"canary": 0, "stable": 100}, "ms_after_verdict": 2.1}
 deadline_passed:
   description:
     - Present (V(true)) when the last evaluation ran out of its O(timeout); RV(summary) and C(msg) then name the
@@ -461,6 +469,8 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.stagegate.rollout.plugins.module_utils.fast_abort import (
+    ON_FAIL_OPTIONS, abort_traffic, check_on_fail, describe)
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import MetricError, seconds_text
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import build_provider
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec import PROVIDER_OPTIONS, protect_module
@@ -513,6 +523,7 @@ def argument_spec():
         fail_on_violation=dict(type="bool", default=True),
         fail_on_inconclusive=dict(type="bool", default=True),
         timeout=dict(type="float", default=30.0),
+        on_fail=dict(type="dict", options=ON_FAIL_OPTIONS),
     )
 
 
@@ -526,6 +537,9 @@ def main():
     p = module.params
     if p["timeout"] <= 0:
         fail("timeout must be > 0 seconds (the budget of one evaluation of all the checks), got %r" % p["timeout"])
+    problem = check_on_fail(p["on_fail"])
+    if problem:
+        fail(problem)
     try:
         interval, duration = gate_schedule(p["interval"], p["duration"])
         checks = validate_checks(p["checks"], provider=p["provider"], variables=p["vars"], on_no_data=p["on_no_data"],
@@ -559,9 +573,12 @@ def main():
 
     started = time.monotonic()
     run = output(run_gate(checks, evaluate, interval=interval, duration=duration, before_round=before_round))
+    if run["verdict"] == "fail" and p["on_fail"]:
+        run["on_fail"] = abort_traffic(p["on_fail"], time.time(), check_mode=module.check_mode)
+        run["changed"] = run["on_fail"]["changed"]
     run["elapsed"] = round(time.monotonic() - started, 3)
     run["providers"] = [prov.describe() for prov in providers.values()]
-    run["changed"] = False
+    run.setdefault("changed", False)
     run = scrub(run, secrets)
     summary = run["summary"]
     if undone:
@@ -570,6 +587,8 @@ def main():
         summary = ("the evaluation's deadline (%s s) passed; left undone: %s; %s"
                    % (seconds_text(budget), ", ".join(undone), summary))
         run["summary"] = summary
+    if run.get("on_fail"):
+        summary = run["summary"] = "%s; fast abort: %s" % (summary, describe(run["on_fail"]))
     verdict = run["verdict"]
     if verdict == "fail" and p["fail_on_violation"]:
         fail("metric gate failed: %s" % summary, **run)

@@ -41,7 +41,7 @@ import yaml
 
 from demo.stack.haproxy import runtime_command
 from tests.integration.hosts.site_kit import (
-    NATS_DURABLE, SERVICE, assert_ok, entries, expected_weights, open_site, verify_ledger)
+    NATS_DURABLE, SERVICE, WeightWatch, assert_ok, entries, expected_weights, open_site, verify_ledger)
 
 pytestmark = pytest.mark.slow
 
@@ -80,43 +80,6 @@ class Webhook(http.server.ThreadingHTTPServer):
 
     def since(self, n):
         return self.received[n:]
-
-
-class WeightWatch:
-    """HAProxy's weights read every 100 ms: [(time, {server: weight})] at each change; reads while the socket is
-    gone are skipped."""
-
-    def __init__(self, site):
-        self.site, self.changes, self.stopped = site, [], threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stopped.wait(0.1):
-            try:
-                w = self.site.weights()
-            except Exception:  # pylint: disable=broad-except  # the socket gone: skip this read
-                continue
-            if not self.changes or self.changes[-1][1] != w:
-                self.changes.append((time.time(), w))
-
-    def canary(self, host="app1"):
-        return self.changes[-1][1]["%s_canary" % host] if self.changes else None
-
-    def wait_canary(self, weight, timeout=300, host="app1"):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.canary(host) == weight:
-                return time.time()
-            time.sleep(0.05)
-        raise AssertionError("canary of %s never reached %s %%: %s" % (host, weight, self.changes[-5:]))
-
-    def after(self, t):
-        return [(ts, w) for ts, w in self.changes if ts >= t]
-
-    def close(self):
-        self.stopped.set()
-        self.thread.join(5)
 
 
 @pytest.fixture(scope="module")

@@ -351,8 +351,8 @@ class Relay:
 
 # --------------------------------------------------------------------------- the module through ansible-playbook
 
-def run_module(tmp_dir, args, check=False, diff=False, timeout=120):
-    """Run stagegate.rollout.haproxy_traffic with ``args`` via ansible-playbook; returns (result dict, wall s)."""
+def run_module(tmp_dir, args, check=False, diff=False, timeout=120, module="stagegate.rollout.haproxy_traffic"):
+    """Run ``module`` (haproxy_traffic) with ``args`` via ansible-playbook; returns (result dict, wall s)."""
     os.makedirs(tmp_dir, exist_ok=True)
     out_file = os.path.join(tmp_dir, "result-%d.json" % int(time.time() * 1e6))
     play = [{
@@ -360,7 +360,7 @@ def run_module(tmp_dir, args, check=False, diff=False, timeout=120):
         "hosts": "all",
         "gather_facts": False,
         "tasks": [
-            {"name": "Change traffic", "stagegate.rollout.haproxy_traffic": args, "register": "r",
+            {"name": "Change traffic", module: args, "register": "r",
              "ignore_errors": True, "check_mode": bool(check)},
             {"name": "Save the result", "ansible.builtin.copy": {"content": "{{ r | to_json }}", "dest": out_file},
              "check_mode": False, "diff": False},

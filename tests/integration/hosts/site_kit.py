@@ -29,6 +29,7 @@ import select
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -132,6 +133,7 @@ class Site:
         self.query_log = os.path.join(self.workdir, "prometheus", "queries.log")
         self.ssh = self.nats = self.haproxy = self.prometheus = self.loadgen = None
         self.timings = []
+        self.lines = []                   # the last play's output: (seconds since its start, line)
         self.closed = False
         self.load_report = None
 
@@ -343,10 +345,24 @@ class Site:
         if approve is None or isinstance(approve, str):
             rc, out = on_a_terminal(argv, self.workdir, ansible_env(self.collections_path), approve, timeout)
         else:
-            proc = subprocess.run(argv, cwd=self.workdir, env=ansible_env(self.collections_path), stdin=subprocess.DEVNULL,
-                                  capture_output=True, text=True, timeout=timeout, check=False)
-            rc, out = proc.returncode, proc.stdout + proc.stderr
+            rc, out = self._run_timed(argv, timeout)
         return self.record(name, version, rc, out, time.monotonic() - t0)
+
+    def _run_timed(self, argv, timeout):
+        """Run argv without a terminal; ``self.lines``: (seconds since the start, line) as each line arrived."""
+        t0 = time.monotonic()
+        self.lines = []
+        proc = subprocess.Popen(argv, cwd=self.workdir, env=ansible_env(self.collections_path),  # pylint: disable=consider-using-with
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        killer = threading.Timer(timeout, proc.kill)
+        killer.start()
+        try:
+            for line in proc.stdout:
+                self.lines.append((time.monotonic() - t0, line.rstrip("\n")))
+        finally:
+            killer.cancel()
+            proc.wait()
+        return proc.returncode, "".join(line + "\n" for dummy, line in self.lines)
 
     def spawn(self, name, version, extra=None):
         """Start ``stagegate.rollout.<name>`` (approved) in the background, in a session of its own (so that the
@@ -408,6 +424,63 @@ class Site:
                     except (ValueError, KeyError):
                         pass
         return out
+
+
+class WeightWatch:
+    """HAProxy's weights read every ``period`` seconds: [(time.time(), {server: weight})] at each change; reads
+    while the socket is gone are skipped."""
+
+    def __init__(self, site, period=0.1):
+        self.site, self.period, self.changes, self.stopped = site, period, [], threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopped.wait(self.period):
+            try:
+                w = self.site.weights()
+            except Exception:  # pylint: disable=broad-except  # the socket gone: skip this read
+                continue
+            if not self.changes or self.changes[-1][1] != w:
+                self.changes.append((time.time(), w))
+
+    def canary(self, host="app1"):
+        return self.changes[-1][1]["%s_canary" % host] if self.changes else None
+
+    def wait_canary(self, weight, timeout=300, host="app1"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.canary(host) == weight:
+                return time.time()
+            time.sleep(0.05)
+        raise AssertionError("canary of %s never reached %s %%: %s" % (host, weight, self.changes[-5:]))
+
+    def after(self, t):
+        return [(ts, w) for ts, w in self.changes if ts >= t]
+
+    def close(self):
+        self.stopped.set()
+        self.thread.join(5)
+
+
+def task_blocks(lines, title):
+    """The output of each task whose name contains ``title``: [(seconds, line)] from its TASK header up to the
+    next header (the task's own lines: progress, results)."""
+    blocks, cur = [], None
+    for t, line in lines:
+        if line.startswith("TASK [") or line.startswith("PLAY RECAP"):
+            cur = [(t, line)] if title in line else None
+            if cur is not None:
+                blocks.append(cur)
+        elif cur is not None:
+            cur.append((t, line))
+    return blocks
+
+
+def longest_silence(block):
+    """The longest time between two lines of a block, and the line that ended it."""
+    gaps = [(b[0] - a[0], b[1]) for a, b in zip(block, block[1:])]
+    return max(gaps) if gaps else (0.0, "")
 
 
 def on_a_terminal(argv, cwd, env, typed, timeout):

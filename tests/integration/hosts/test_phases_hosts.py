@@ -33,14 +33,15 @@ from demo.stack.haproxy import runtime_command
 from demo.stack.local import DURABLE
 from demo.testkit import consumer_info
 from tests.integration.hosts.site_kit import (
-    BIN, CANARY_REPOS, JOB, MARKER, NATS_DURABLE, PORTS, ROOT, SERVICE, ansible_env, assert_ok, entries, expected_weights,
-    open_site, processes_mentioning, verify_ledger)
+    BIN, CANARY_REPOS, JOB, MARKER, NATS_DURABLE, PORTS, ROOT, SERVICE, WeightWatch, ansible_env, assert_ok, entries,
+    expected_weights, longest_silence, open_site, processes_mentioning, task_blocks, verify_ledger)
 from tests.integration.hosts.ssh_hosts import accepts, alive
 
 pytestmark = pytest.mark.slow
 
 EXAMPLE = os.path.join(ROOT, "inventories", "examples", "hosts")
 ANALYSIS = 8  # seconds per canary step / production and advanced batch
+PROGRESS = 10  # a wait prints a line at least this often (rollout_progress_seconds' default)
 assert DURABLE != NATS_DURABLE
 
 
@@ -65,6 +66,20 @@ def _frontend_version(site):
         return conn.getresponse().getheader("X-Version")
     finally:
         conn.close()
+
+
+def assert_progress(site, title, count, verdict=None):
+    """``count`` tasks named ``title`` in the last play, none silent for more than PROGRESS seconds, each with one
+    line containing ``verdict``."""
+    blocks = task_blocks(site.lines, title)
+    assert len(blocks) == count, [b[0][1] for b in blocks]
+    for block in blocks:
+        text = "\n".join("%6.1f %s" % line for line in block)
+        silence = longest_silence(block)
+        sys.stderr.write("longest silence of %s: %.1f s\n" % (block[0][1][:80], silence[0]))
+        assert silence[0] <= PROGRESS, "silent for %.1f s before %r:\n%s" % (silence[0], silence[1], text)
+        if verdict:
+            assert sum(verdict in line for dummy, line in block) == 1, text
 
 
 # ----- the tests -------------------------------------------------------------------------------------------------
@@ -141,6 +156,11 @@ def test_good_release_v2_through_every_phase_on_three_hosts(site):
 
     rc, out = site.play("canary", "v2")
     assert_ok(rc, out)
+    # every judged step prints progress while it looks and ends with one verdict line
+    assert_progress(site, "Canary | canary judge", 3, verdict="canary judge: verdict ")
+    assert re.search(r"canary judge: look \d+, \d+ s of %d s \| canary \d+ req \d+ err \| stable \d+ req \d+ err \| "
+                     r"errors e_fail \S+/100 e_pass \S+/20" % ANALYSIS, out), out[-4000:]
+    assert_progress(site, "Phase | observe, canary", 1)
     assert site.weights() == expected_weights(hosts, dict.fromkeys(hosts, 100))
     assert site.versions() == dict((h, {"stable": "v1", "canary": "v2"}) for h in hosts)
     for h in hosts:
@@ -161,6 +181,7 @@ def test_good_release_v2_through_every_phase_on_three_hosts(site):
 
     rc, out = site.play("production", "v2")
     assert_ok(rc, out)
+    assert_progress(site, "Phase | observe, production batch", 2)
     assert site.weights() == expected_weights(hosts, dict.fromkeys(hosts, 0))
     assert site.versions() == dict((h, {"stable": "v2", "canary": None}) for h in hosts)
     for h in hosts:
@@ -240,7 +261,11 @@ def test_bad_release_v3_rolled_back_on_every_host(site):
     assert aborted[0]["seq"] < start["seq"], "the interrupted attempt is dealt with before the phase starts"
     assert site.versions() == dict((h, {"stable": "v2", "canary": None}) for h in hosts)
 
-    rc, out = site.play("canary", "v3")
+    watch = WeightWatch(site, period=0.01)
+    try:
+        rc, out = site.play("canary", "v3")
+    finally:
+        watch.close()
     assert rc != 0, "the bad canary must fail the play: " + out[-4000:]
     assert "rolled back" in out, out[-4000:]
     # canary weight 0 and the canary slot stopped on every host, stable v2 untouched
@@ -257,6 +282,15 @@ def test_bad_release_v3_rolled_back_on_every_host(site):
     assert "rollback" in events and "promote" not in events and "rollback_incomplete" not in events, events
     failed = [e for e in v3 if e["event"] in ("gate", "judge") and e["decision"] == "rollback"]
     assert failed, "the failed gate or judge verdict is on the ledger: %s" % v3
+    # the fast abort: whichever decided fail wrote the canary weights 0 itself, within 100 ms of its verdict,
+    # and an outside reader of HAProxy's weights (every 10 ms) saw them within 100 ms too
+    abort = failed[0]["evidence"]["fast_abort"]
+    assert abort["applied"] and abort["ms_after_verdict"] <= 100, failed[0]
+    zero = expected_weights(hosts, dict.fromkeys(hosts, 0))
+    seen = next((ts for ts, w in watch.changes if ts >= abort["decided_at"] - 0.05 and w == zero), None)
+    assert seen is not None and seen - abort["decided_at"] <= 0.1, (abort, watch.changes[-5:])
+    sys.stderr.write("fast abort: %s ms inside the module, weight 0 seen %.1f ms after the verdict\n"
+                     % (abort["ms_after_verdict"], (seen - abort["decided_at"]) * 1000))
     gate = next((e for e in failed if e["event"] == "gate"), None)
     if gate is not None:
         bad = [r for r in gate["evidence"]["results"] if not r["passed"]]

@@ -545,3 +545,45 @@ def test_module_secrets_never_in_the_output(capsys):
         for secret in ("tok-judge-777", password, basic):
             assert secret not in text, text
     assert "********@127.0.0.1" in out_basic["invocation"]["module_args"]["provider"]["url"]
+
+
+def test_module_fail_verdict_runs_the_fast_abort_and_reports_it(tmp_path, capsys):
+    # no HAProxy at the socket: the verdict stands, the abort's error is reported (the rollback writes again)
+    on_fail = {"socket": str(tmp_path / "none.sock"), "backend": "app", "weights": {"s1": 100, "c1": 0}}
+    out = run_module({"baseline": {"requests": 20000, "errors": 10}, "canary": {"requests": 20000, "errors": 400},
+                      "on_fail": on_fail}, capsys)
+    assert out["verdict"] == "fail"
+    assert out["on_fail"]["applied"] is False and "HAProxy weights not written" in out["on_fail"]["error"]
+    assert out["on_fail"]["decided_at"] <= out["on_fail"]["applied_at"]
+
+
+def test_module_no_fast_abort_without_a_fail(tmp_path, capsys):
+    on_fail = {"socket": str(tmp_path / "none.sock"), "backend": "app", "weights": {"s1": 100, "c1": 0}}
+    out = run_module({"baseline": {"requests": 1000, "errors": 10}, "canary": {"requests": 1000, "errors": 10},
+                      "on_fail": on_fail}, capsys)
+    assert out["verdict"] != "fail" and "on_fail" not in out
+
+
+def test_module_bad_on_fail_is_refused_before_any_look(tmp_path, capsys):
+    state = tmp_path / "judge.json"
+    out = run_module({"baseline": {"requests": 20000, "errors": 10}, "canary": {"requests": 20000, "errors": 400},
+                      "state_file": str(state),
+                      "on_fail": {"socket": "/x.sock", "backend": "app", "weights": {"c1": 300}}}, capsys)
+    assert out["failed"] and out["msg"].startswith("on_fail: ") and "300" in out["msg"]
+    assert not state.exists()
+
+
+def test_module_state_given_with_state_file_continues_from_the_state(tmp_path, capsys):
+    state_file = tmp_path / "judge.json"
+    first = run_module({"baseline": {"requests": 1000, "errors": 10}, "canary": {"requests": 1000, "errors": 12}},
+                       capsys)
+    out = run_module({"baseline": {"requests": 2000, "errors": 20}, "canary": {"requests": 2000, "errors": 22},
+                      "state": first["state"], "state_file": str(state_file)}, capsys)
+    assert out["result"]["requests"] == {"canary": 2000, "baseline": 2000} and state_file.exists()
+    assert json.loads(state_file.read_text()) == out["state"]
+
+
+def test_module_looks_must_not_be_negative(capsys):
+    out = run_module({"baseline": {"requests": 1, "errors": 0}, "canary": {"requests": 1, "errors": 0},
+                      "looks": -1}, capsys)
+    assert out["failed"] and "looks must be >= 0" in out["msg"]

@@ -1,0 +1,80 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the stagegate.rollout project
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The fast abort: the traffic change a judging module makes itself, the moment it decides ``fail``.
+
+``canary_judge`` and ``metric_gate`` take an ``on_fail`` option (``ON_FAIL_OPTIONS``): HAProxy's runtime
+socket, the backend and the weights that give the canary no traffic. When a look or an evaluation decides
+``fail``, the module writes those weights in the same process (one read and one apply session of
+``haproxy_runtime.change_traffic``, about 2 ms) before it returns, so the canary stops taking traffic
+without waiting for Ansible to fail the task, enter the rescue and include the rollback. The rollback
+still writes the same weights (an idempotent no-op by then) and does everything else.
+
+A failed write never fails the judging task (the verdict is what matters, and the rollback retries the
+weights): it is reported in the result with the error, for the ledger.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import time
+
+from ansible_collections.stagegate.rollout.plugins.module_utils.haproxy_runtime import (
+    HAProxyError, change_traffic, validate_request)
+
+ON_FAIL_OPTIONS = dict(
+    socket=dict(type="str", required=True),
+    backend=dict(type="str", required=True),
+    weights=dict(type="dict", required=True),
+    timeout=dict(type="float", default=2.0),
+)
+
+
+def check_on_fail(spec):
+    """Static checks of an ``on_fail`` option before anything is read or written; returns an error text or None."""
+    if not spec:
+        return None
+    if spec["timeout"] is None or spec["timeout"] <= 0:
+        return "on_fail.timeout: %r is not accepted; give a number of seconds above 0" % spec["timeout"]
+    try:
+        validate_request(spec["backend"], weights=spec["weights"])
+    except HAProxyError as exc:
+        return "on_fail: %s" % exc.msg
+    return None
+
+
+def abort_traffic(spec, decided_at, check_mode=False, client=None):
+    """Write ``spec['weights']`` now; ``decided_at`` is the ``time.time()`` of the fail verdict.
+
+    Returns {applied, changed, weights, after, ms_after_verdict, decided_at, applied_at, error}; never raises.
+    In check mode nothing is written (applied false, check_mode true).
+    """
+    out = {"weights": dict(spec["weights"]), "backend": spec["backend"], "decided_at": decided_at,
+           "applied": False, "changed": False, "error": None}
+    if check_mode:
+        out["check_mode"] = True
+        return out
+    try:
+        res = change_traffic(spec["socket"], spec["backend"], weights=spec["weights"], timeout=spec["timeout"],
+                             client=client)
+    except HAProxyError as exc:
+        out["error"] = "HAProxy weights not written: %s" % exc.msg
+    else:
+        out.update(applied=True, changed=res["changed"],
+                   after={name: view.get("weight") for name, view in res["after"].items()})
+    out["applied_at"] = time.time()
+    out["ms_after_verdict"] = round((out["applied_at"] - decided_at) * 1000.0, 1)
+    return out
+
+
+def describe(result):
+    """One line for messages: what the fast abort did."""
+    if not result:
+        return ""
+    if result.get("check_mode"):
+        return "check mode: canary weights not written"
+    if result["applied"]:
+        return "weights %s written %.1f ms after the verdict" % (
+            ", ".join("%s=%s" % kv for kv in sorted(result["weights"].items())), result["ms_after_verdict"])
+    return result["error"]
