@@ -21,14 +21,19 @@ __metaclass__ = type
 
 import calendar
 import datetime
+import json
 import math
+import os
 import re
 
+from ansible_collections.stagegate.rollout.plugins.module_utils.atomic_file import atomic_write
 from ansible_collections.stagegate.rollout.plugins.module_utils.ledger import (
     Ledger, LedgerError, read_entries, unfinished_attempts)
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import (
     MetricError, UnreachableError, one_line)
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import build_provider
 from ansible_collections.stagegate.rollout.plugins.module_utils.redact import scrub
+from ansible_collections.stagegate.rollout.plugins.module_utils.rollout_report_html import render_html
 
 SCHEMA = 1
 PHASES = ("staging", "canary", "production", "advanced")
@@ -319,7 +324,8 @@ def _weights(entries, phases):
             last_t = e["t"]
         fast = _dict(ev.get("fast_abort"))
         if truthy(fast.get("applied")) and num(fast.get("applied_at")) is not None:
-            points.append([num(fast["applied_at"]), 0])
+            applied = num(fast["applied_at"])  # another clock (or a made-up value): the entry's own time
+            points.append([applied if abs(applied - e["t"]) < 3600 else e["t"], 0])
         if e["event"] in ROLLBACK_EVENTS and e.get("phase") in ("canary", None):
             w = num(ev.get("canary_weight"))
             points.append([e["t"], jnum(w) if w is not None else 0])
@@ -517,5 +523,66 @@ def build_model(entries, release, verification=None, series=None, metrics=None, 
     return scrub(model, secrets)
 
 
+# ---------------------------------------------------------------- the whole report (what the module calls)
+
+def make_report(ledger_path, release, key=None, provider=None, queries=None, window="1m", step=None, title=None,
+                secrets=()):
+    """Read and verify the ledger, read the metric series, build the model and its HTML.
+
+    -> (model, html text, json text). ReportError/LedgerError for input that cannot give a report (no entry of
+    ``release``, a bad ``queries`` or ``provider`` option); a provider that cannot be reached only adds a note.
+    """
+    entries, verification, releases = load_ledger(ledger_path, release, key=key)
+    if not entries:
+        raise ReportError("release: the ledger %s has no entries of release %r (releases in it: %s)" % (
+            ledger_path, release, ", ".join(str(r) for r in releases) or "none, it is empty or missing"))
+    verification["path"] = ledger_path
+    queries = check_queries(queries)
+    if not isinstance(window, str) or not re.match(r"^[0-9]+[smhd]\Z", window):
+        raise ReportError("window: %r is not a Prometheus duration such as 30s, 1m or 5m" % (window,))
+    start, end = span(entries)
+    if step is not None and (num(step) is None or num(step) <= 0):
+        raise ReportError("step: %r is not a number of seconds above 0" % (step,))
+    step = num(step) if step is not None else auto_step(start, end)
+    series, notes, described = {}, [], None
+    if provider and queries:
+        try:
+            source = build_provider(provider)
+        except MetricError as exc:
+            raise ReportError("provider: %s" % scrub(str(exc), secrets))
+        secrets = list(secrets) + source.secrets()
+        described = source.describe()
+        series, notes = fetch_series(source, metric_plan(queries, window), start, end, step, secrets=secrets)
+    elif provider:
+        notes.append("no queries given: no metric series (the playbook derives them from rollout_target)")
+    elif queries:
+        notes.append("no provider given: the queries were not run")
+    metrics = dict(provider=described, queries=queries, step=step, window=window, notes=notes)
+    model = build_model(entries, release, verification=verification, series=series, metrics=metrics, title=title,
+                        secrets=secrets)
+    return model, render_html(model), json.dumps(model, sort_keys=True, indent=1) + "\n"
+
+
+def _current(path):
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except (IOError, OSError):
+        return None
+
+
+def write_report(dest, files, check_mode=False, module=None, mode=0o644):
+    """Write ``files`` (``{name: text}``) into the directory ``dest`` (created when missing), each atomically and
+    only when its content differs. -> (changed, {name: path})."""
+    paths = dict((name, os.path.join(dest, name)) for name in files)
+    todo = [name for name, text in files.items() if _current(paths[name]) != text.encode("utf-8")]
+    if todo and not check_mode:
+        if not os.path.isdir(dest):
+            os.makedirs(dest, 0o755)
+        for name in todo:
+            atomic_write(paths[name], files[name], new_mode=mode, module=module)
+    return bool(todo), paths
+
+
 __all__ = ["ReportError", "LedgerError", "load_ledger", "check_queries", "metric_plan", "fetch_series", "span",
-           "auto_step", "build_model", "threshold_number"]
+           "auto_step", "build_model", "threshold_number", "make_report", "write_report"]
