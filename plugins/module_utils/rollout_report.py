@@ -165,13 +165,13 @@ def check_queries(queries, field="queries"):
     return out
 
 
-def span(entries, pad=0.0):
-    """(start, end) Unix seconds of the entries (first to last); ``end`` is at least ``start + 60``."""
+def span(entries):
+    """(start, end) Unix seconds of the entries, first to last (never later: the series of a finished release must
+    not change when the report is made again)."""
     ts = [epoch(e.get("ts"), "entries[seq %s].ts" % e.get("seq")) for e in entries if e.get("ts") is not None]
     if not ts:
         return None, None
-    start, end = min(ts) - pad, max(ts) + pad
-    return start, max(end, start + 60.0)
+    return min(ts), max(ts)
 
 
 def auto_step(start, end):
