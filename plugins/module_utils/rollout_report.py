@@ -545,6 +545,7 @@ def make_report(ledger_path, release, key=None, provider=None, queries=None, win
         raise ReportError("step: %r is not a number of seconds above 0" % (step,))
     step = num(step) if step is not None else auto_step(start, end)
     series, notes, described = {}, [], None
+    plan = metric_plan(queries, window)
     if provider and queries:
         try:
             source = build_provider(provider)
@@ -552,12 +553,15 @@ def make_report(ledger_path, release, key=None, provider=None, queries=None, win
             raise ReportError("provider: %s" % scrub(str(exc), secrets))
         secrets = list(secrets) + source.secrets()
         described = source.describe()
-        series, notes = fetch_series(source, metric_plan(queries, window), start, end, step, secrets=secrets)
+        series, notes = fetch_series(source, plan, start, end, step, secrets=secrets)
     elif provider:
         notes.append("no queries given: no metric series (the playbook derives them from rollout_target)")
     elif queries:
         notes.append("no provider given: the queries were not run")
-    metrics = dict(provider=described, queries=queries, step=step, window=window, notes=notes)
+    rendered = {}
+    for slot, name, expr in plan:
+        rendered.setdefault(slot, {})[name] = expr
+    metrics = dict(provider=described, queries=rendered, step=step, window=window, notes=notes)
     model = build_model(entries, release, verification=verification, series=series, metrics=metrics, title=title,
                         secrets=secrets)
     return model, render_html(model), json.dumps(model, sort_keys=True, indent=1) + "\n"

@@ -119,7 +119,8 @@ def _svg_open(plot, ax, title):
 def _y_ticks(ax, fmt):
     out = []
     if ax.log:
-        values = [10 ** e for e in range(int(math.floor(ax.y0)), int(math.ceil(ax.y1)) + 1)]
+        decades = list(range(int(math.ceil(ax.y0)), int(math.floor(ax.y1)) + 1))
+        values = [10 ** e for e in decades[::max(1, (len(decades) + 7) // 8)]]
     else:
         values = [ax.y0 + (ax.y1 - ax.y0) * i / 4.0 for i in range(5)]
     for v in values:
@@ -171,7 +172,8 @@ def _weights_path(ax, weights):
 
 
 def _legend(ax, items):
-    out, x = [], ax.l + 260
+    """At the top right, above the plot area."""
+    out, x = [], ax.w - ax.r - sum(30 + 7 * len(label) for label, dummy, dummy2 in items)
     for label, colour, dash in items:
         out.append('<line x1="%d" x2="%d" y1="12" y2="12" stroke="%s" stroke-width="2"%s/>'
                    % (x, x + 18, colour, ' stroke-dasharray="5,3"' if dash else ""))
@@ -203,13 +205,15 @@ def judge_plot(judge):
     if not rows:
         return ""
 
+    finite = [float(j[k]) for j in rows for k in ("e_fail", "e_pass", "fail_threshold", "pass_threshold")
+              if isinstance(j.get(k), (int, float)) and j[k] > 0] or [1.0]
+    top = max(max(finite), 100.0) * 10.0  # an infinite e-value is drawn at the top
+
     def val(v):
         if v == "inf":
-            return 1e9
+            return top
         return float(v) if isinstance(v, (int, float)) and v > 0 else None
-    values = [val(j.get(k)) for j in rows for k in ("e_fail", "e_pass", "fail_threshold", "pass_threshold")]
-    values = [v for v in values if v is not None] or [1.0]
-    ax = Axes(0.5, len(rows) + 0.5, min(min(values), 0.1) / 2.0, max(max(values), 100.0) * 2.0, log=True, height=260)
+    ax = Axes(0.5, len(rows) + 0.5, min(min(finite), 0.1) / 2.0, top * 2.0, log=True, height=260)
     ticks = [(i + 1, "step %s%s" % (j.get("step") or i + 1, " (%s %%)" % _fmt(j["weight"]) if j.get("weight") is not None
                                    else "")) for i, j in enumerate(rows)]
     out = _svg_open("judge", ax, "e-values per canary step (log scale)") + _y_ticks(ax, lambda v: "%g" % v)
@@ -217,7 +221,8 @@ def judge_plot(judge):
     for key, colour, dash, label in (("fail_threshold", FAIL_C, "6,3", "fail boundary 1/alpha"),
                                      ("pass_threshold", PASS_C, "6,3", "pass boundary"),
                                      ("e_fail", FAIL_C, None, "e_fail"), ("e_pass", PASS_C, None, "e_pass")):
-        pts = [(i + 1, val(j.get(key))) for i, j in enumerate(rows) if val(j.get(key)) is not None]
+        kept = [(i + 1, j) for i, j in enumerate(rows) if val(j.get(key)) is not None]
+        pts = [(x, val(j.get(key))) for x, j in kept]
         if not pts:
             continue
         if dash:  # a boundary: a short horizontal segment per step
@@ -225,7 +230,9 @@ def judge_plot(judge):
                 out.append('<line data-series="%s" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="%s" stroke-width="2" '
                            'stroke-dasharray="%s"/>' % (label, ax.x(x - 0.4), ax.x(x + 0.4), ax.y(v), ax.y(v), colour, dash))
         else:
-            out.append(_polyline(ax, pts, colour, width=1, name=label) + _markers(ax, pts, colour, name=label))
+            out.append(_markers(ax, pts, colour, name=label))
+            out += ['<text x="%.1f" y="%.1f" font-size="11" fill="%s">%s</text>'
+                    % (ax.x(x) + 7, ax.y(val(j[key])) + 4, colour, _e(_fmt(j[key]))) for x, j in kept]
     out += _legend(ax, [("e_fail", FAIL_C, False), ("e_pass", PASS_C, False), ("boundaries", "#555", True)])
     out.append("</svg>")
     return "".join(out)
