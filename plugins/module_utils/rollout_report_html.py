@@ -207,15 +207,17 @@ def judge_plot(judge):
 
     finite = [float(j[k]) for j in rows for k in ("e_fail", "e_pass", "fail_threshold", "pass_threshold")
               if isinstance(j.get(k), (int, float)) and j[k] > 0] or [1.0]
-    top = max(max(finite), 100.0) * 10.0  # an infinite e-value is drawn at the top
+    top = max(finite + [100.0]) * 10.0  # an infinite e-value is drawn at the top
 
     def val(v):
         if v == "inf":
             return top
         return float(v) if isinstance(v, (int, float)) and v > 0 else None
-    ax = Axes(0.5, len(rows) + 0.5, min(min(finite), 0.1) / 2.0, top * 2.0, log=True, height=260)
-    ticks = [(i + 1, "step %s%s" % (j.get("step") or i + 1, " (%s %%)" % _fmt(j["weight"]) if j.get("weight") is not None
-                                   else "")) for i, j in enumerate(rows)]
+    ax = Axes(0.5, len(rows) + 0.5, min(finite + [0.1]) / 2.0, top * 2.0, log=True, height=260)
+    ticks = []
+    for i, j in enumerate(rows):
+        weight = " (%s %%)" % _fmt(j["weight"]) if j.get("weight") is not None else ""
+        ticks.append((i + 1, "step %s%s" % (j.get("step") or i + 1, weight)))
     out = _svg_open("judge", ax, "e-values per canary step (log scale)") + _y_ticks(ax, lambda v: "%g" % v)
     out += _x_ticks(ax, ticks)
     for key, colour, dash, label in (("fail_threshold", FAIL_C, "6,3", "fail boundary 1/alpha"),
@@ -272,9 +274,9 @@ def timeline_plot(plot, events, x0, x1):
             continue
         colour = DECISION_C.get(ev.get("decision") or "", DECISION_C.get(ev.get("event"), WEIGHT_C))
         x = ax.x(ev["t"])
+        tip = "seq %s %s %s %s" % (ev.get("seq"), ev["event"], ev.get("step") or "", ev.get("decision") or "")
         out.append('<circle data-event="%s" cx="%.1f" cy="35" r="6" fill="%s"><title>%s</title></circle>'
-                   % (_e(ev["event"]), x, colour, _e("seq %s %s %s %s" % (ev.get("seq"), ev["event"], ev.get("step") or "",
-                                                                         ev.get("decision") or ""))))
+                   % (_e(ev["event"]), x, colour, _e(tip)))
         out.append('<text x="%.1f" y="%d" font-size="10" text-anchor="middle">%s</text>'
                    % (x, 18 if i % 2 == 0 else 56, _e(ev["event"])))
     out.append("</svg>")
@@ -409,10 +411,9 @@ def _ledger(m):
     if not v:
         return _nothing("The ledger was not verified.")
     ok = v.get("valid")
-    head = "%s %s" % (_badge(ok, "VERIFIED", "BROKEN"), _e("every link of the hash chain recomputed" if ok else
-                                                            "broken at seq %s (line %s): %s" % (v.get("broken_seq"),
-                                                                                               v.get("broken_line"),
-                                                                                               v.get("problem"))))
+    text = "every link of the hash chain recomputed" if ok else "broken at seq %s (line %s): %s" % (
+        v.get("broken_seq"), v.get("broken_line"), v.get("problem"))
+    head = "%s %s" % (_badge(ok, "VERIFIED", "BROKEN"), _e(text))
     rows = [[k, v.get(k)] for k in ("count", "entries_in_file", "head_seq", "head_hash", "authenticated",
                                     "keyed_entries", "torn_tail", "path") if k in v]
     return "<p>%s</p>%s" % (head, _table(["", ""], rows))

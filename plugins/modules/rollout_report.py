@@ -72,7 +72,7 @@ options:
     description: Title of the report (default C(Rollout report) and the release).
     type: str
 notes:
-  - Supports check mode (the report is built, the metrics read, nothing written; RV(changed) says whether the
+  - Supports check mode (the report is built, the metrics read, nothing written; C(changed) says whether the
     files would change).
 seealso:
   - module: stagegate.rollout.rollout_ledger
