@@ -171,3 +171,20 @@ def test_report_of_an_unknown_release_fails_naming_it(tmp_path):
     assert proc.returncode != 0
     res = task(doc, "Report | write the report")
     assert "no entries of release 'v7'" in res["msg"] and "v2" in res["msg"]
+
+
+def test_the_check_catches_a_missing_plot_and_a_leaked_secret(tmp_path):
+    """check_rendered_report itself fails on a report without a plot, and on one with a secret in it."""
+    from ansible_collections.stagegate.rollout.plugins.module_utils.rollout_report import make_report, write_report
+    ledger = write_ledger(tmp_path, pause=0)
+    dummy, html_text, json_text = make_report(ledger, RELEASE)
+    out = tmp_path / "r"
+    write_report(str(out), {"report.html": html_text, "report.json": json_text})
+    html_path = str(out / "report.html")
+    check_rendered_report(html_path, tmp_path, plots=("judge",), screenshot=False)
+    with pytest.raises(AssertionError, match="plot judge not rendered"):
+        (out / "report.html").write_text(html_text.replace('data-plot="judge"', 'data-plot="other"'))
+        check_rendered_report(html_path, tmp_path, plots=("judge",), screenshot=False)
+    with pytest.raises(AssertionError, match="a secret is in report.html"):
+        (out / "report.html").write_text(html_text.replace("</body>", "%s</body>" % TOKEN))
+        check_rendered_report(html_path, tmp_path, plots=("judge",), secrets=[TOKEN], screenshot=False)
