@@ -113,6 +113,9 @@ class ActionModule(ActionBase):
             looks += made
             history = (history + list(res.get("history") or []))[-HISTORY_KEPT:]
             if res.get("failed") or "state" not in res:
+                line = "canary judge: FAILED after %s looks: %s" % (looks, res.get("msg", ""))
+                display.display(line)
+                lines.append(line)
                 res.update(looks=looks, history=history, progress=lines)
                 result.update(res)
                 return result

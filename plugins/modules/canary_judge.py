@@ -271,7 +271,7 @@ from ansible_collections.stagegate.rollout.plugins.module_utils.atomic_file impo
 from ansible_collections.stagegate.rollout.plugins.module_utils.canary_judge import (
     CanaryJudge, JudgeError)
 from ansible_collections.stagegate.rollout.plugins.module_utils.fast_abort import (
-    ON_FAIL_OPTIONS, abort_traffic, check_on_fail)
+    ON_FAIL_OPTIONS, abort_traffic, check_on_fail, describe)
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import (
     DeadlineError, MetricError, seconds_text)
@@ -290,8 +290,17 @@ def judge_options(params):
 
 
 def fail(module, msg, **result):
-    """fail_json with the message and result scrubbed of the provider's secrets."""
+    """fail_json with the message and result scrubbed of the provider's secrets.
+
+    Once the looks have begun (``module.abort_on_error`` holds the on_fail option), a look that cannot be made
+    (metrics unreadable, a counter reset with on_counter_reset=error) fails closed: the fast abort runs first.
+    """
     secrets = getattr(module, "provider_secrets", ())
+    spec = getattr(module, "abort_on_error", None)
+    if spec:
+        module.abort_on_error = None
+        result["on_fail"] = abort_traffic(spec, time.time(), check_mode=module.check_mode)
+        msg = "%s; fast abort: %s" % (msg, describe(result["on_fail"]))
     module.fail_json(msg=scrub(msg, secrets), **scrub(result, secrets))
 
 
@@ -494,6 +503,7 @@ def main():
     result = None
     aborted = None
     deadline = time.monotonic() + p["timeout"]
+    module.abort_on_error = p["on_fail"]     # from here on, an error fails closed (see fail())
     while True:
         if provider is None:
             counts = {"baseline": p["baseline"], "canary": p["canary"]}
@@ -529,6 +539,7 @@ def main():
             break
         time.sleep(p["interval"])
 
+    module.abort_on_error = None
     new_state = {"judge": judge.to_state(), "origin": origin}
     try:
         changed = save_state(module, new_state)

@@ -46,7 +46,7 @@ def test_events_are_stored_and_consumed(services, nats_url, tmp_path):
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)
     n = report["events"]["published"]
-    assert 40 <= n <= 55
+    assert 10 <= n <= 55  # 25 events/s for 2 s at most; fewer on a busy machine (the rate is not what is tested)
     sent = [json.loads(line) for line in log.read_text().splitlines()]
     assert [e["id"] for e in sent] == ["t1-%06d" % i for i in range(n)]
     info = run(js_call(nats_url, lambda js: js.stream_info(STREAM)))

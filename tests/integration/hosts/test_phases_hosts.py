@@ -304,6 +304,24 @@ def test_bad_release_v3_rolled_back_on_every_host(site):
         assert 'stagegate_rollout_rollbacks_total{mode="emergency",phase="canary",release="v3"} 1' in fh.read()
 
 
+def test_the_report_of_each_release_renders(site, tmp_path):
+    """stagegate.rollout.report on the user's inventory: the ledger and the site's Prometheus, rendered in Chromium."""
+    from tests.integration.report.reportkit import check_rendered_report
+    for version, outcome in (("v2", "promoted"), ("v3", "rolled back")):
+        rc, out = site.play("report", version)
+        assert_ok(rc, out)
+        html = os.path.join(site.state_dir, "reports", version, "report.html")
+        assert "Report: %s" % html in out, out[-2000:]
+        found = check_rendered_report(html, tmp_path / version, plots=("error-rate", "p99-latency-ms", "judge"),
+                                      series=("stable", "canary"))
+        model = found["model"]
+        assert model["ledger"]["valid"], model["ledger"]
+        assert outcome in model["summary"]["outcome"], model["summary"]
+        if version == "v3":
+            rollback = model["rollbacks"][0]
+            assert rollback["fast_abort_ms"] is not None and rollback["fast_abort_ms"] <= 100, rollback
+
+
 def _canary_plan(site):
     with open(os.path.join(site.inventory, "group_vars", "all", "phases.yml"), encoding="utf-8") as fh:
         return yaml.safe_load(fh)["rollout_canary"]

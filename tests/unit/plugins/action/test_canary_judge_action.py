@@ -71,7 +71,8 @@ def test_a_failed_round_is_returned_as_it_is():
                             [round_result("continue", 5, 1, 8.0, {"n": 5}),
                              {"failed": True, "msg": "queries.canary: unreachable", "looks": 0}])
     assert out["failed"] and out["msg"] == "queries.canary: unreachable"
-    assert len(calls) == 2 and len(lines) == 1 and out["progress"] == lines
+    assert len(calls) == 2 and len(lines) == 2 and out["progress"] == lines
+    assert lines[1] == "canary judge: FAILED after 5 looks: queries.canary: unreachable"
 
 
 def test_without_interval_one_call_and_no_line():
