@@ -28,9 +28,11 @@ demo: setup
 # Three lanes at once (most of a rollout test waits on analysis windows, the checks keep the CPU busy
 # meanwhile); each prints its output when it ends.
 test: setup
-	$(MAKE) -j3 --output-sync=target --no-print-directory checks integration-a integration-b
+	$(MAKE) -j3 --output-sync=target --no-print-directory integration-a integration-b checks
 
-checks: unit sanity lint molecule-ci
+# one after the other (-j1: one lane)
+checks:
+	$(MAKE) -j1 --no-print-directory unit sanity lint molecule-ci
 
 unit:
 	$(PYTEST) tests/unit -q
