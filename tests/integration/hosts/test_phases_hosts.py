@@ -159,7 +159,7 @@ def test_good_release_v2_through_every_phase_on_three_hosts(site):
     # every judged step prints progress while it looks and ends with one verdict line
     assert_progress(site, "Canary | canary judge", 3, verdict="canary judge: verdict ")
     assert re.search(r"canary judge: look \d+, \d+ s of %d s \| canary \d+ req \d+ err \| stable \d+ req \d+ err \| "
-                     r"errors e_fail \S+/100 e_pass \S+/20" % ANALYSIS, out), out[-4000:]
+                     r"errors e_fail \S+/200 e_pass \S+/20" % ANALYSIS, out), out[-4000:]
     assert_progress(site, "Phase | observe, canary", 1)
     assert site.weights() == expected_weights(hosts, dict.fromkeys(hosts, 100))
     assert site.versions() == dict((h, {"stable": "v1", "canary": "v2"}) for h in hosts)
