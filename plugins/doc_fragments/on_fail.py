@@ -16,7 +16,7 @@ options:
       - The fast abort - a traffic change the module makes itself, in the same process, the moment it decides
         C(fail), before the task returns (one HAProxy runtime session of about 2 ms; see RV(on_fail)).
       - M(stagegate.rollout.canary_judge) also makes it when a look cannot be made once the looks have begun
-        (the metrics unreadable within the time left, a counter reset with O(on_counter_reset=error)) - it fails
+        (the metrics unreadable within the time left, a counter reset with C(on_counter_reset=error)) - it fails
         closed, and the failed result carries RV(on_fail).
       - Run the task where the HAProxy runtime socket is (C(delegate_to) the load-balancer host).
       - The options are checked before anything is read. A failed write does not fail the task; it is reported in

@@ -596,8 +596,8 @@ def test_module_unreadable_metrics_fail_closed_with_the_fast_abort(tmp_path, cap
         port = s.getsockname()[1]       # nothing listens there once the socket is closed
     on_fail = {"socket": str(tmp_path / "none.sock"), "backend": "app", "weights": {"s1": 100, "c1": 0}}
     queries = {arm: {"requests": "sum(r{arm='%s'})" % arm} for arm in ("baseline", "canary")}
-    out = run_module({"queries": queries, "provider": {"type": "prometheus", "url": "http://127.0.0.1:%d" % port,
-                                                      "retries": 0}, "timeout": 5, "on_fail": on_fail}, capsys)
+    provider = {"type": "prometheus", "url": "http://127.0.0.1:%d" % port, "retries": 0}
+    out = run_module({"queries": queries, "provider": provider, "timeout": 5, "on_fail": on_fail}, capsys)
     assert out["failed"] and out["msg"].startswith("queries.baseline: "), out["msg"]
     assert "fast abort: HAProxy weights not written" in out["msg"]
     assert out["on_fail"]["applied"] is False and out["on_fail"]["decided_at"] <= out["on_fail"]["applied_at"]
@@ -605,7 +605,6 @@ def test_module_unreadable_metrics_fail_closed_with_the_fast_abort(tmp_path, cap
 
 def test_module_bad_input_never_runs_the_fast_abort(tmp_path, capsys):
     on_fail = {"socket": str(tmp_path / "none.sock"), "backend": "app", "weights": {"s1": 100, "c1": 0}}
-    out = run_module({"queries": {"baseline": {"requests": "x"}}, "provider": {"type": "prometheus",
-                                                                                "url": "http://127.0.0.1:9"},
-                      "on_fail": on_fail}, capsys)
+    provider = {"type": "prometheus", "url": "http://127.0.0.1:9"}
+    out = run_module({"queries": {"baseline": {"requests": "x"}}, "provider": provider, "on_fail": on_fail}, capsys)
     assert out["failed"] and "queries.canary" in out["msg"] and "on_fail" not in out

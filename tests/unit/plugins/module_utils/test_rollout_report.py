@@ -85,7 +85,8 @@ def full_ledger(path, release="v2"):
 
 
 def series():
-    pts = lambda v, n=10: [[T0 + 30 + 15 * i, v * (1 + i / 10.0)] for i in range(n)]  # noqa: E731
+    def pts(v, n=10):
+        return [[T0 + 30 + 15 * i, v * (1 + i / 10.0)] for i in range(n)]
     return {"stable": {"error_rate": pts(0.01), "p99_latency_ms": pts(120.0)},
             "canary": {"error_rate": pts(0.04), "p99_latency_ms": pts(180.0)}}
 
