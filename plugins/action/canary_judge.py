@@ -97,19 +97,24 @@ class ActionModule(ActionBase):
             result.update(self._run_module(args, task_vars))
             return result
 
-        deadline = time.monotonic() + timeout
+        # O(timeout) counts from the first look (the first round's start-up is not counted, as it never was for one
+        # long call): a later round gets the time left less its expected start-up, so that a look hanging on the
+        # metrics source fails (closed) at the first look + timeout, not later
+        first_look = None
+        left = timeout
         looks, history, lines = 0, [], []
-        overhead = 1.5          # seconds a round costs beyond its looks (module start, transfer); measured below
+        overhead = None         # seconds a round costs beyond its looks (module start, transfer); measured
         args["progress"] = 0
         while True:
-            # as many looks as fit in one progress period (less a second for the line itself), at least one
-            per_round = max(1, int((progress - 1.0 - overhead) // interval) + 1)
-            args.update(timeout=max(deadline - time.monotonic(), 0.001), looks=per_round)
+            # the first round makes one look (a line at once, and the overhead measured); then as many looks as fit
+            # in one progress period (less a second for the line itself), at least one
+            per_round = 1 if overhead is None else max(1, int((progress - 1.0 - overhead) // interval) + 1)
+            args.update(timeout=left - (overhead or 0.0), looks=per_round)
             started = time.monotonic()
             res = self._run_module(args, task_vars)
             made = res.get("looks", 0) or 0
-            overhead = min(max(time.monotonic() - started - max(made - 1, 0) * interval, 0.2, overhead * 0.8),
-                           progress / 2.0)
+            spent = time.monotonic() - started - max(made - 1, 0) * interval
+            overhead = min(max(spent, 0.2, (overhead or 0.0) * 0.8), progress / 2.0)
             looks += made
             history = (history + list(res.get("history") or []))[-HISTORY_KEPT:]
             if res.get("failed") or "state" not in res:
@@ -119,8 +124,11 @@ class ActionModule(ActionBase):
                 res.update(looks=looks, history=history, progress=lines)
                 result.update(res)
                 return result
-            left = deadline - time.monotonic()
-            done = res.get("verdict") != "continue" or left <= 0
+            if first_look is None:
+                first_look = time.monotonic()       # the first round's one look was its last step
+            left = timeout - (time.monotonic() - first_look)
+            # no round is started that could not read the metrics once in its time (it would fail closed)
+            done = res.get("verdict") != "continue" or left - overhead < 1.0
             line = verdict_line(dict(res, looks=looks)) if done else progress_line(res, max_seconds, left)
             display.display(line)
             lines.append(line)

@@ -71,7 +71,9 @@ def _frontend_version(site):
 def assert_progress(site, title, count, verdict=None):
     """``count`` tasks named ``title`` in the last play, none silent for more than PROGRESS seconds, each with one
     line containing ``verdict``."""
-    blocks = task_blocks(site.lines, title)
+    # a task skipped on every host (the judge of a step without one) still prints its header
+    blocks = [b for b in task_blocks(site.lines, title)
+              if any(line.startswith(("ok:", "changed:", "fatal:", "failed:")) for dummy, line in b)]
     assert len(blocks) == count, [b[0][1] for b in blocks]
     for block in blocks:
         text = "\n".join("%6.1f %s" % line for line in block)
