@@ -107,8 +107,8 @@ class ActionModule(ActionBase):
         args["progress"] = 0
         while True:
             # the first round makes one look (a line at once, and the overhead measured); then as many looks as fit
-            # in one progress period (less a second for the line itself), at least one
-            per_round = 1 if overhead is None else max(1, int((progress - 1.0 - overhead) // interval) + 1)
+            # in one progress period less 3 s (a busy machine's start-ups vary by seconds), at least one
+            per_round = 1 if overhead is None else max(1, int((progress - 3.0 - overhead) // interval) + 1)
             args.update(timeout=left - (overhead or 0.0), looks=per_round)
             started = time.monotonic()
             res = self._run_module(args, task_vars)

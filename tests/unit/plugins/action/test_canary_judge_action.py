@@ -56,7 +56,7 @@ def test_rounds_carry_the_state_and_print_a_line_each():
     assert calls[2]["state"] == {"n": 10}
     # a round holds as many looks as fit in the progress period, and never prints the module's own progress
     assert all(c["looks"] >= 1 and c["progress"] == 0 for c in calls)
-    assert calls[0]["looks"] == 1 and calls[1]["looks"] >= 4   # one look first; then (10 - 1 - overhead) // 2 + 1
+    assert calls[0]["looks"] == 1 and calls[1]["looks"] == 4   # one look first; then (10 - 3 - overhead) // 2 + 1
     assert lines[0].startswith("canary judge: look 5, 8 s of 60 s | canary 500 req 1 err | stable 4500 req 9 err")
     assert "errors e_fail 3.25/100 e_pass 0.5/20" in lines[0] and "p99 e_fail 1/300" in lines[0]
     assert "s left" in lines[0] and lines[0].endswith("continue")
