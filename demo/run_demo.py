@@ -221,7 +221,10 @@ class Demo:
         key = (d.get("release"), d.get("phase"))
         failed = str(rec.get("decision")) in ("rollback", "fail") and rec.get("event") in ("judge", "gate")
         if failed:
-            self._verdicts.setdefault(key, d["t"])
+            # the verdict's own time when the judging module wrote weight 0 itself (the fast abort), before its
+            # ledger entry was written
+            fast = (rec.get("evidence") or {}).get("fast_abort") or {}
+            self._verdicts.setdefault(key, fast.get("decided_at") or d["t"])
         elif rec.get("event") == "traffic_restored":
             self._restored[key] = d["t"]
         elif rec.get("event") in ("rollback", "rollback_incomplete"):
