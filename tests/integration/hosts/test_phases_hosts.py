@@ -314,9 +314,11 @@ def test_the_report_of_each_release_renders(site, tmp_path):
         assert_ok(rc, out)
         html = os.path.join(site.state_dir, "reports", version, "report.html")
         assert "Report: %s" % html in out, out[-2000:]
+        # v3's canary took traffic for one short step only: its line is too short for the screenshot's pixel count
         found = check_rendered_report(html, tmp_path / version, plots=("error-rate", "p99-latency-ms", "judge"),
-                                      series=("stable", "canary"))
+                                      series=("stable", "canary") if version == "v2" else ("stable",))
         model = found["model"]
+        assert model["metrics"]["series"]["canary"]["error_rate"], model["metrics"]["series"].keys()
         assert model["ledger"]["valid"], model["ledger"]
         assert outcome in model["summary"]["outcome"], model["summary"]
         if version == "v3":
