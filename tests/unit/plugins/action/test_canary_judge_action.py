@@ -25,20 +25,23 @@ def round_result(verdict, looks, canary_errors, elapsed, state, on_fail=None):
     return res
 
 
-def run(args, results):
+def run(args, results, startup=0.0):
+    """Run the action on ``results`` (one per round); ``startup``: seconds each round costs on a fake clock."""
     task = mock.MagicMock()
     task.args = args
     task.async_val = 0
     act = action.ActionModule(task, mock.MagicMock(), mock.MagicMock(), loader=None, templar=None,
                               shared_loader_obj=None)
-    calls = []
+    calls, clock = [], [100.0]
 
     def execute(module_name, module_args, task_vars):
         calls.append(dict(module_args))
+        clock[0] += startup
         return results.pop(0)
 
     with mock.patch.object(act, "_execute_module", side_effect=execute), \
-            mock.patch.object(action.display, "display") as shown:
+            mock.patch.object(action.display, "display") as shown, \
+            mock.patch.object(action.time, "monotonic", side_effect=lambda: clock[0]):
         out = act.run(task_vars={})
     return out, calls, [c.args[0] for c in shown.call_args_list]
 
@@ -84,25 +87,9 @@ def test_without_interval_one_call_and_no_line():
 def test_no_round_starts_without_time_to_read_the_metrics():
     # every round costs 2.5 s of start-up on a busy machine: the time left is shared out so that no round gets less
     # than a second (a look without time to read would fail closed), and the analysis ends as 'continue'
-    clock = [100.0]
     results = [round_result("continue", 1, 0, 0.0, {"n": 1}), round_result("continue", 1, 0, 2.5, {"n": 2}),
                round_result("continue", 1, 0, 5.0, {"n": 3}), round_result("continue", 1, 0, 7.5, {"n": 4})]
-    task = mock.MagicMock()
-    task.args = {"queries": {}, "interval": 2, "timeout": 6, "progress": 10}
-    task.async_val = 0
-    act = action.ActionModule(task, mock.MagicMock(), mock.MagicMock(), loader=None, templar=None,
-                              shared_loader_obj=None)
-    calls = []
-
-    def execute(module_name, module_args, task_vars):
-        calls.append(dict(module_args))
-        clock[0] += 2.5
-        return results.pop(0)
-
-    with mock.patch.object(act, "_execute_module", side_effect=execute), \
-            mock.patch.object(action.display, "display"), \
-            mock.patch.object(action.time, "monotonic", side_effect=lambda: clock[0]):
-        out = act.run(task_vars={})
+    out, calls, dummy = run({"queries": {}, "interval": 2, "timeout": 6, "progress": 10}, results, startup=2.5)
     assert [c["timeout"] for c in calls] == [6, 3.5, 1.0]
     assert out["verdict"] == "continue" and out["looks"] == 3 and out["progress"][-1].startswith(
         "canary judge: verdict CONTINUE")
