@@ -394,7 +394,10 @@ def plan(target, groups=None, hosts=None, backend_servers=None, canary_weights=N
     out["nats_connection_keys"] = sorted(nats_connection(t.get("nats")))
     m = t["metrics"]
     out["queries"] = {"judge": judge_queries(m, version),
-                      "gates": dict((slot, gate_queries(m, slot, version)) for slot in SLOTS)}
+                      "gates": dict((slot, gate_queries(m, slot, version)) for slot in SLOTS),
+                      # the report's plots: this version's canary, and the stable slot whatever it serves (the
+                      # previous version until a promotion)
+                      "report": {"canary": gate_queries(m, "canary", version), "stable": gate_queries(m, "stable")}}
     out["target"] = _without_secrets(t)
     return out, secrets
 

@@ -199,6 +199,10 @@ def test_plan_returns_step_weights_batches_and_queries():
     assert plan["host_batches"] == [["app1"], ["app2", "app3"]]
     assert plan["queries"]["gates"]["canary"]["error_rate"].startswith("(sum(increase(http_requests_total{")
     assert plan["queries"]["judge"]["baseline"]["requests"] == 'sum(http_requests_total{job="codex",slot="stable"})'
+    # the report: the canary of this version, the stable slot whichever version serves there
+    report = rt.plan(target(metrics__version_label="version"), GROUPS, HOSTS, version="v2")[0]["queries"]["report"]
+    assert 'slot="canary"' in report["canary"]["error_rate"] and 'version="v2"' in report["canary"]["error_rate"]
+    assert "version=" not in report["stable"]["error_rate"] and 'slot="stable"' in report["stable"]["error_rate"]
     with pytest.raises(rt.TargetError, match=r"rollout_canary.steps: canary weight 150 is not a whole number"):
         rt.plan(target(), GROUPS, HOSTS, canary_weights=[150], weights_field="rollout_canary.steps")
     with pytest.raises(rt.TargetError, match=r"rollout_production.batches\[0\]: 'x' is not a batch size"):
