@@ -148,7 +148,10 @@ class CanaryJudge:
     min_requests (0): no "pass" before this many canary requests.
     max_requests (None): canary requests after which the verdict becomes
         "inconclusive" when neither proof has been reached.
-    max_seconds (None): same, in seconds since the first observation.
+    max_seconds (None): same, in seconds since the first observation of the
+        current step.
+    min_seconds (0): no "pass" before this many seconds since the first
+        observation of the current step.
     on_reset ("error"): a counter going backwards (restart) raises
         CounterResetError; "rebase" restarts the increments from the new
         reading (the look's batch is dropped, the evidence so far is kept).
@@ -171,6 +174,7 @@ class CanaryJudge:
         "min_requests": 0,
         "max_requests": None,
         "max_seconds": None,
+        "min_seconds": 0,
         "on_reset": "error",
         "srm_alpha": 0.001,
         "confidence_bounds": True,
@@ -228,9 +232,12 @@ class CanaryJudge:
             v = o[name]
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
                 raise JudgeError("%s must be a positive number or None, got %r" % (name, v))
-        v = o["min_requests"]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-            raise JudgeError("min_requests must be >= 0, got %r" % (v,))
+        for name in ("min_requests", "min_seconds"):
+            v = o[name]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise JudgeError("%s must be >= 0, got %r" % (name, v))
+        if o["max_seconds"] is not None and o["min_seconds"] > o["max_seconds"]:
+            raise JudgeError("min_seconds (%r) must not be above max_seconds (%r)" % (o["min_seconds"], o["max_seconds"]))
         if not isinstance(o["confidence_bounds"], bool):
             raise JudgeError("confidence_bounds must be true or false, got %r" % (o["confidence_bounds"],))
         if o["on_reset"] not in ("error", "rebase"):
@@ -239,7 +246,13 @@ class CanaryJudge:
 
     def _reset_runtime(self):
         self.looks = 0
-        self.started_at = None
+        self.started_at = None    # first look of the current step
+        self.step = None          # the current step's name (new_step)
+        self.step_first_look = 1  # the look number the current step began with
+        self.rebase_next = False  # the next look is the step's origin (no batch across a traffic change)
+        self.step_n_c = 0.0       # requests of the current step (its sample-ratio check)
+        self.step_n_b = 0.0
+        self.carried = {"canary": 0.0, "baseline": 0.0, "steps": 0}   # evidence from the steps before
         self.last = None          # last cumulative readings {arm: (req, err, buckets)}
         self.bounds = None        # latency bucket bounds (tuple) once seen
         self.use_latency = None   # decided on the first observation
@@ -326,6 +339,29 @@ class CanaryJudge:
             item["stream"] = EventStream("latency_p%g" % (q * 100), item["alpha"], self.options["pass_alpha"], margin)
 
     # ------------------------------------------------------------------
+    def new_step(self, step, canary_share=None, min_seconds=None, max_seconds=None):
+        """Begin step ``step`` (another traffic share): the evidence so far carries over.
+
+        The e-processes go on - each batch uses its own observed split, so they stay valid when the share changes -
+        and the next look only records the counters (no batch spans the traffic change). ``canary_share``,
+        ``min_seconds`` and ``max_seconds`` are the new step's; the seconds count from its first look. A ``fail``
+        stays final; a ``pass`` or ``inconclusive`` is decided again on the new step's looks.
+        """
+        opts = dict(self.options)
+        for name, value in (("canary_share", canary_share), ("min_seconds", min_seconds), ("max_seconds", max_seconds)):
+            if value is not None or name == "max_seconds":
+                opts[name] = value
+        self.options = self._validate(opts)
+        if self.final is not None and self.final[0] != "fail":
+            self.final = None
+        if self.errors is not None:
+            self.carried = {"canary": self.n_c, "baseline": self.n_b, "steps": self.carried["steps"] + 1}
+            self.rebase_next = True
+        self.step = step
+        self.started_at = None
+        self.step_first_look = self.looks + 1
+        self.step_n_c = self.step_n_b = 0.0
+
     def observe(self, baseline, canary, now=None):
         """Feed cumulative counts; returns the result dict (see docs)."""
         rb, eb, hb = _parse_counts(baseline, "baseline")
@@ -340,6 +376,7 @@ class CanaryJudge:
             return self._result(self.final[0], self.final[1], now)
         if self.errors is None:
             self._setup(hb is not None)
+        if self.started_at is None:
             self.started_at = now
         if self.use_latency:
             if hb is None:
@@ -350,6 +387,12 @@ class CanaryJudge:
                 raise JudgeError("latency_buckets bounds changed between looks: %s, was %s" % (list(hb[0]), list(self.bounds)))
         cur = {"baseline": (rb, eb, hb[1] if hb else None), "canary": (rc, ec, hc[1] if hc else None)}
         self.looks += 1
+        if self.rebase_next:
+            # the first look of a new step: its counters are the step's origin
+            self.rebase_next = False
+            self.last = cur
+            return self._decide(now, note="step %s: origin recorded at its first look (evidence carried from %d "
+                                          "canary / %d baseline requests)" % (self.step, self.n_c, self.n_b))
         if self.last is None:
             prev = {"baseline": (0.0, 0.0, None), "canary": (0.0, 0.0, None)}
         else:
@@ -370,6 +413,8 @@ class CanaryJudge:
         d_ec = cur["canary"][1] - prev["canary"][1]
         self.n_b += d_nb
         self.n_c += d_nc
+        self.step_n_b += d_nb
+        self.step_n_c += d_nc
         self.errors.update(d_ec, d_eb, d_nc, d_nb)
         if self.use_latency:
             cb, cc = cur["baseline"][2], cur["canary"][2]
@@ -441,7 +486,8 @@ class CanaryJudge:
                 proved.append(st.name)
             else:
                 missing.append("latency_p%g" % (item["q"] * 100))
-        if not missing and self.n_c >= o["min_requests"]:
+        early = self.started_at is not None and now - self.started_at < o["min_seconds"]
+        if not missing and self.n_c >= o["min_requests"] and not early:
             return self._finish("pass", "non-inferiority proven for %s after %d canary / %d baseline requests"
                                 % (", ".join(proved), self.n_c, self.n_b), now)
         if o["max_requests"] is not None and self.n_c >= o["max_requests"]:
@@ -450,8 +496,13 @@ class CanaryJudge:
         if o["max_seconds"] is not None and now - self.started_at >= o["max_seconds"]:
             return self._finish("inconclusive", "max_seconds (%ss) reached without proof; not yet proven: %s"
                                 % (o["max_seconds"], ", ".join(missing) or "min_requests"), now)
-        reason = "no proof yet after %d canary / %d baseline requests; awaiting %s" % (
-            self.n_c, self.n_b, ", ".join(missing) if missing else "min_requests")
+        if missing:
+            awaiting = ", ".join(missing)
+        elif self.n_c < o["min_requests"]:
+            awaiting = "min_requests"
+        else:
+            awaiting = "min_seconds (%ss; non-inferiority proven so far)" % o["min_seconds"]
+        reason = "no proof yet after %d canary / %d baseline requests; awaiting %s" % (self.n_c, self.n_b, awaiting)
         if note:
             reason = note + "; " + reason
         return self._result("continue", reason, now)
@@ -513,6 +564,10 @@ class CanaryJudge:
             "pass_alpha": self.options["pass_alpha"],
             "resets": self.resets,
         }
+        if self.step is not None or self.carried["steps"]:
+            res["step"] = {"name": self.step, "first_look": self.step_first_look,
+                           "requests": {"canary": self.step_n_c, "baseline": self.step_n_b},
+                           "carried": dict(self.carried)}
         if self.errors is not None:
             res["errors"] = self._stream_stats(self.errors)
         lat = []
@@ -532,14 +587,14 @@ class CanaryJudge:
         return res
 
     def _srm(self):
-        """Sample-ratio mismatch check of the observed split against canary_share."""
+        """Sample-ratio mismatch check of the current step's observed split against canary_share."""
         s = self.options["canary_share"]
-        n = self.n_c + self.n_b
+        n = self.step_n_c + self.step_n_b
         if n <= 0:
             return {"observed_share": None, "mismatch": False}
-        obs = self.n_c / n
+        obs = self.step_n_c / n
         # anytime-valid check: Beta(1,1) mixture vs the declared share
-        k = self.n_c
+        k = self.step_n_c
         log_m = (math.lgamma(k + 1) + math.lgamma(n - k + 1) - math.lgamma(n + 2)
                  - k * math.log(s) - (n - k) * math.log(1 - s))
         return {"observed_share": obs, "declared_share": s,
@@ -568,6 +623,8 @@ class CanaryJudge:
             "final": list(self.final) if self.final else None,
             "n_c": self.n_c, "n_b": self.n_b,
             "hist_c": self.hist_c, "hist_b": self.hist_b,
+            "step": self.step, "step_first_look": self.step_first_look, "rebase_next": self.rebase_next,
+            "step_n_c": self.step_n_c, "step_n_b": self.step_n_b, "carried": dict(self.carried),
         }
 
     @classmethod
@@ -594,6 +651,12 @@ class CanaryJudge:
         j.final = tuple(state["final"]) if state["final"] else None
         j.n_c, j.n_b = state["n_c"], state["n_b"]
         j.hist_c, j.hist_b = state["hist_c"], state["hist_b"]
+        # states written before steps existed: one step from the first look
+        j.step = state.get("step")
+        j.step_first_look = state.get("step_first_look", 1)
+        j.rebase_next = bool(state.get("rebase_next", False))
+        j.step_n_c, j.step_n_b = state.get("step_n_c", j.n_c), state.get("step_n_b", j.n_b)
+        j.carried = dict(state.get("carried") or {"canary": 0.0, "baseline": 0.0, "steps": 0})
         return j
 
     def options_changed(self, **options):

@@ -96,8 +96,25 @@ options:
     description: Canary requests after which the verdict is C(inconclusive) if nothing is proven.
     type: int
   max_seconds:
-    description: Seconds since the first look after which the verdict is C(inconclusive) if nothing is proven.
+    description:
+      - Seconds since the first look (of the current O(step)) after which the verdict is C(inconclusive) if nothing
+        is proven.
     type: float
+  min_seconds:
+    description:
+      - No C(pass) before this many seconds since the first look (of the current O(step)), so a step lasts at least
+        this long even when non-inferiority is proven sooner; a C(fail) is never held back.
+    type: float
+    default: 0
+  step:
+    description:
+      - The name of the current step of a canary that moves through traffic shares (V(1), V(2), ...).
+      - Given with a saved state (O(state) or O(state_file)) made in another step, the analysis goes on into this
+        step - the evidence so far carries over (each look's batch uses its own observed split, so the tests stay
+        valid when the share changes), the first look of the step only records the counters, and O(canary_share),
+        O(min_seconds) and O(max_seconds) are this step's (every other option must be unchanged). A C(fail) stays
+        final; a C(pass) is decided again on the step's own looks, after its O(min_seconds).
+    type: str
   on_counter_reset:
     description:
       - What to do when a counter goes backwards (a restarted process).
@@ -204,6 +221,19 @@ EXAMPLES = r"""
     state_file: "{{ rollout_run_dir }}/judge-25.json"
   register: judge
   failed_when: judge.verdict in ['fail', 'inconclusive']
+
+- name: Step 2 at 25 % - the evidence of step 1 carries over; at least 30 s, done as soon as a pass is proven
+  stagegate.rollout.canary_judge:
+    provider: {type: prometheus, url: http://127.0.0.1:9090}
+    queries: "{{ judge_queries }}"
+    state: "{{ step1.state }}"
+    step: "2"
+    canary_share: 0.25
+    min_seconds: 30
+    max_seconds: 300
+    interval: 10
+    timeout: 320
+  register: step2
 """
 
 RETURN = r"""
@@ -225,7 +255,10 @@ result:
       C(fail_threshold), the non-inferiority e-value C(e_pass) against C(pass_threshold) and the C(margin).
     - C(latency) entries also give the bucket C(boundary_seconds) tested and the interpolated
       C(baseline_quantile_seconds)/C(canary_quantile_seconds).
-    - C(requests) (per arm), C(looks), C(elapsed_seconds), C(resets), C(srm) (sample-ratio mismatch check).
+    - C(requests) (per arm), C(looks), C(elapsed_seconds) (of the current step), C(resets), C(srm) (sample-ratio
+      mismatch check of the current step's split).
+    - With O(step), C(step) - its C(name), C(first_look), its own C(requests) and C(carried) (the canary and
+      baseline requests of the steps before and how many steps they were).
   returned: always
   type: dict
 looks:
@@ -280,7 +313,9 @@ from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec impo
 from ansible_collections.stagegate.rollout.plugins.module_utils.redact import scrub
 
 JUDGE_OPTIONS = ("pass_alpha", "error_margin", "error_abs_margin", "latency_quantiles", "latency_margin",
-                 "error_weight", "min_requests", "max_requests", "max_seconds")
+                 "error_weight", "min_requests", "max_requests", "max_seconds", "min_seconds")
+# what may change when a saved state goes on into a new step (another traffic share)
+STEP_OPTIONS = ("canary_share", "min_seconds", "max_seconds")
 
 
 def judge_options(params):
@@ -350,13 +385,22 @@ def make_judge(module, state):
     p = module.params
     opts = judge_options(p)
     if state is None:
-        return CanaryJudge(alpha=p["alpha"], canary_share=p["canary_share"], **opts), {}
+        judge = CanaryJudge(alpha=p["alpha"], canary_share=p["canary_share"], **opts)
+        judge.step = p["step"]
+        return judge, {}
     wrapper = state
     judge = CanaryJudge.from_state(wrapper["judge"])
+    new_step = p["step"] is not None and p["step"] != judge.step
     changed = judge.options_changed(alpha=p["alpha"], canary_share=p["canary_share"], **opts)
+    if new_step:
+        changed = [name for name in changed if name not in STEP_OPTIONS]
     if changed:
         fail(module, "the saved state was made with different options (%s); use reset: true to start a new "
-                     "analysis with the new options" % ", ".join(changed))
+                     "analysis with the new options%s" % (", ".join(changed), "" if new_step else
+                                                          " (or a new step: to change %s)" % ", ".join(STEP_OPTIONS)))
+    if new_step:
+        judge.new_step(p["step"], canary_share=p["canary_share"], min_seconds=p["min_seconds"],
+                       max_seconds=p["max_seconds"])
     return judge, wrapper.get("origin") or {}
 
 
@@ -448,6 +492,8 @@ def main():
             min_requests=dict(type="int", default=0),
             max_requests=dict(type="int"),
             max_seconds=dict(type="float"),
+            min_seconds=dict(type="float", default=0),
+            step=dict(type="str"),
             on_counter_reset=dict(type="str", choices=["rebase", "error"], default="rebase"),
             state_file=dict(type="path"),
             state=dict(type="dict"),

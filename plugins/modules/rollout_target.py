@@ -131,7 +131,7 @@ queries:
   description:
     - The default queries built from the service's metric names and selectors - C(judge) (C(baseline) and
       C(canary) cumulative counters for M(stagegate.rollout.canary_judge)) and C(gates) (per slot, C(error_rate)
-      and C(p99_latency_ms) over C($window)) and C(report) (the plots of M(stagegate.rollout.rollout_report): the
+      and C(p99_latency_ms) over C($window)) and C(report) (the plots of M(stagegate.rollout.rollout_report) - the
       canary's gate queries of O(version), the stable slot's without the version, so the stable line shows the
       previous version until a promotion).
   returned: always

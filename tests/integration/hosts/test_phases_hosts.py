@@ -180,6 +180,9 @@ def test_good_release_v2_through_every_phase_on_three_hosts(site):
         assert all(r["observed"] is not None and r["passed"] for r in g["evidence"]["results"]), g
     judged = entries(site, "v2", "canary", "judge")
     assert [j["step"] for j in judged] == ["1", "2", "3"] and all(j["decision"] != "rollback" for j in judged), judged
+    # one analysis through the judged steps: each later step carries the evidence of the ones before
+    assert [(j["evidence"]["carried"] or {}).get("steps", 0) for j in judged] == [0, 1, 2], judged
+    assert judged[2]["evidence"]["carried"]["canary"] >= judged[1]["evidence"]["carried"]["canary"] > 0, judged
 
     rc, out = site.play("production", "v2")
     assert_ok(rc, out)

@@ -244,6 +244,121 @@ def test_state_roundtrip_gives_identical_results():
         assert r1 == r2
 
 
+def minus(counts, origin):
+    out = {"requests": counts["requests"] - origin["requests"], "errors": counts["errors"] - origin["errors"]}
+    if "latency_buckets" in counts:
+        out["latency_buckets"] = {k: v - origin["latency_buckets"][k] for k, v in counts["latency_buckets"].items()}
+    return out
+
+
+def run_steps(seed, steps, canary_p, per_look=100, carry=True, latency=False, **opts):
+    """A canary through ``steps`` [(share, looks)], 10 s per look, one judge carried over every step (``carry``) or
+    a new judge per step. -> [(verdict, looks made in the step, result)] per step, stopping at a fail."""
+    rng = random.Random(seed)
+    c, b = Arm(), Arm()
+    judge, out, t = None, [], 0.0
+    origin = {"baseline": b.counts(latency), "canary": c.counts(latency)}
+    for k, (share, looks) in enumerate(steps, 1):
+        if judge is None or not carry:
+            # a new analysis counts from the counters at its first look (as the module does)
+            origin = {"baseline": b.counts(latency), "canary": c.counts(latency)}
+            judge = CanaryJudge(alpha=0.01, canary_share=share, **opts)
+            judge.step = str(k)
+        else:
+            judge.new_step(str(k), canary_share=share, min_seconds=opts.get("min_seconds"),
+                           max_seconds=opts.get("max_seconds"))
+        n_c = max(1, int(round(2 * per_look * share)))
+        n_b = max(1, 2 * per_look - n_c)
+        res, made = None, 0
+        for dummy in range(looks):
+            t += 10.0
+            made += 1
+            c.add(rng, n_c, canary_p)
+            b.add(rng, n_b, 0.01)
+            res = judge.observe(baseline=minus(b.counts(latency), origin["baseline"]),
+                                canary=minus(c.counts(latency), origin["canary"]), now=t)
+            if res["verdict"] != "continue":
+                break
+        out.append((res["verdict"], made, res))
+        if res["verdict"] == "fail":
+            break
+    return out
+
+
+def test_steps_carry_the_evidence_and_end_early_after_their_minimum():
+    """Healthy canaries through 10/25/50 % (30 looks at most per step): one judge carried over the steps proves the
+    pass more often and sooner than a new judge per step, and a step after a proven pass ends once its
+    min_seconds has passed."""
+    opts = dict(min_seconds=30, max_seconds=300, error_abs_margin=0)
+    steps = [(0.1, 30), (0.25, 30), (0.5, 30)]
+    passed, looks = {True: 0, False: 0}, {True: 0, False: 0}
+    after_pass = []
+    for seed in range(20):
+        for carry in (True, False):
+            out = run_steps(seed, steps, 0.01, per_look=400, carry=carry, **opts)
+            passed[carry] += out[-1][0] == "pass"
+            looks[carry] += sum(made for dummy, made, dummy2 in out)
+            # each step's own looks: the first records the origin, so min_seconds 30 s = 4 looks at the earliest
+            assert all(made >= 4 for verdict, made, dummy in out if verdict == "pass")
+            if carry:
+                after_pass += [out[k][1] for k in range(1, len(out)) if out[k - 1][0] == "pass"]
+    assert passed[True] >= passed[False] + 4, (passed, looks)
+    assert looks[True] < looks[False], (passed, looks)
+    # after a proven pass the next step mostly ends soon after its minimum (4 looks), far from its maximum (30)
+    assert len(after_pass) >= 10 and sorted(after_pass)[len(after_pass) // 2] <= 6, after_pass
+    last = run_steps(3, steps, 0.01, per_look=400, **opts)[-1][2]
+    assert last["step"]["name"] == "3" and last["step"]["carried"]["steps"] == 2
+    assert last["step"]["carried"]["canary"] > 0 and last["requests"]["canary"] > last["step"]["requests"]["canary"]
+    # the sample-ratio check is the step's own: 50 % declared and observed, no mismatch across the earlier shares
+    assert abs(last["srm"]["observed_share"] - 0.5) < 0.05 and not last["srm"]["mismatch"]
+
+
+def test_a_bad_canary_fails_in_a_later_step_and_a_fail_stays_final():
+    out = run_steps(7, [(0.1, 3), (0.25, 60), (0.5, 60)], 0.03, per_look=100, max_seconds=600)
+    assert out[-1][0] == "fail" and len(out) <= 3, out
+    judge = CanaryJudge(alpha=0.01, canary_share=0.1)
+    judge.observe(baseline={"requests": 1000, "errors": 10}, canary={"requests": 1000, "errors": 200}, now=1)
+    assert judge.final[0] == "fail"
+    judge.new_step("2", canary_share=0.25)
+    res = judge.observe(baseline={"requests": 2000, "errors": 20}, canary={"requests": 2000, "errors": 200}, now=2)
+    assert res["verdict"] == "fail"
+
+
+def test_a_new_step_records_its_origin_and_counts_its_own_seconds():
+    judge = CanaryJudge(alpha=0.01, canary_share=0.1, max_seconds=100, min_seconds=10)
+    judge.observe(baseline={"requests": 900, "errors": 9}, canary={"requests": 100, "errors": 1}, now=0)
+    res = judge.observe(baseline={"requests": 1800, "errors": 18}, canary={"requests": 200, "errors": 2}, now=90)
+    assert res["elapsed_seconds"] == 90 and res["requests"]["canary"] == 200
+    judge.new_step("2", canary_share=0.5, min_seconds=10, max_seconds=30)
+    # the traffic change happened between these looks: that increment is not a batch of either step
+    res = judge.observe(baseline={"requests": 5000, "errors": 50}, canary={"requests": 900, "errors": 500}, now=200)
+    assert res["verdict"] == "continue" and "origin recorded" in res["reason"]
+    assert res["requests"]["canary"] == 200 and res["elapsed_seconds"] == 0
+    res = judge.observe(baseline={"requests": 5100, "errors": 51}, canary={"requests": 1000, "errors": 501}, now=231)
+    assert res["verdict"] == "inconclusive" and "max_seconds (30s)" in res["reason"]
+    assert res["step"]["requests"] == {"canary": 100, "baseline": 100} and res["step"]["first_look"] == 3
+    # the state carries the step
+    again = CanaryJudge.from_state(json.loads(json.dumps(judge.to_state())))
+    assert again.step == "2" and again.carried == judge.carried and again.step_n_c == 100
+
+
+def test_min_seconds_holds_a_pass_back_but_never_a_fail():
+    judge = CanaryJudge(alpha=0.01, canary_share=0.5, min_seconds=60, error_abs_margin=0.01)
+    res = None
+    for t in range(1, 6):
+        res = judge.observe(baseline={"requests": 5000 * t, "errors": 0}, canary={"requests": 5000 * t, "errors": 0},
+                            now=10.0 * t)
+    assert res["verdict"] == "continue" and "awaiting min_seconds (60s" in res["reason"]
+    res = judge.observe(baseline={"requests": 40000, "errors": 0}, canary={"requests": 40000, "errors": 0}, now=70)
+    assert res["verdict"] == "pass"
+    judge = CanaryJudge(alpha=0.01, canary_share=0.5, min_seconds=600)
+    judge.observe(baseline={"requests": 0, "errors": 0}, canary={"requests": 0, "errors": 0}, now=0)
+    res = judge.observe(baseline={"requests": 2000, "errors": 10}, canary={"requests": 2000, "errors": 300}, now=5)
+    assert res["verdict"] == "fail"
+    with pytest.raises(JudgeError, match=r"min_seconds \(50\) must not be above max_seconds \(20\)"):
+        CanaryJudge(min_seconds=50, max_seconds=20)
+
+
 def test_confidence_sequence_covers_truth_and_shrinks():
     res_small, dummy = simulate(8, looks=5, per_look=100, latency=False, pass_alpha=1e-12, canary={"p": 0.04}, baseline={"p": 0.02})
     res_big, dummy = simulate(8, looks=200, per_look=100, latency=False, alpha=1e-6, pass_alpha=1e-12,
@@ -381,6 +496,29 @@ def test_module_state_file_roundtrip_and_check_mode(tmp_path, capsys):
     out = run_module({"baseline": {"requests": 3000, "errors": 10}, "canary": {"requests": 3000, "errors": 80},
                       "state_file": str(state), "alpha": 0.05}, capsys)
     assert out["failed"] and "alpha" in out["msg"] and "reset" in out["msg"]
+
+
+def test_module_goes_on_into_a_new_step_with_the_evidence(capsys):
+    one = run_module({"baseline": {"requests": 900, "errors": 9}, "canary": {"requests": 100, "errors": 1},
+                      "canary_share": 0.1, "step": "1", "max_seconds": 60}, capsys)
+    assert one["verdict"] == "continue" and one["state"]["judge"]["step"] == "1"
+    # another share against the same step's state is refused, naming the way out
+    out = run_module({"baseline": {"requests": 1800, "errors": 18}, "canary": {"requests": 500, "errors": 5},
+                      "canary_share": 0.25, "step": "1", "state": one["state"]}, capsys)
+    assert out["failed"] and "canary_share" in out["msg"] and "new step" in out["msg"]
+    # a new step takes its own share and seconds; its first look is its origin; alpha must not change
+    out = run_module({"baseline": {"requests": 1800, "errors": 18}, "canary": {"requests": 500, "errors": 5},
+                      "canary_share": 0.25, "step": "2", "state": one["state"], "alpha": 0.05}, capsys)
+    assert out["failed"] and "alpha" in out["msg"]
+    two = run_module({"baseline": {"requests": 1800, "errors": 18}, "canary": {"requests": 500, "errors": 5},
+                      "canary_share": 0.25, "step": "2", "state": one["state"], "min_seconds": 5,
+                      "max_seconds": 30}, capsys)
+    assert two["verdict"] == "continue" and "step 2: origin recorded" in two["reason"]
+    assert two["result"]["requests"] == {"canary": 100, "baseline": 900}
+    assert two["result"]["step"]["carried"] == {"canary": 100, "baseline": 900, "steps": 1}
+    judge = two["state"]["judge"]
+    assert judge["options"]["canary_share"] == 0.25 and judge["options"]["max_seconds"] == 30
+    assert judge["options"]["min_seconds"] == 5
 
 
 def test_module_rejects_bad_input_before_writing(tmp_path, capsys):
