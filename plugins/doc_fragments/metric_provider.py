@@ -104,4 +104,9 @@ options:
             set their own budget; the smaller applies.
           - Default none - only O(provider.timeout) x attempts bounds a query.
         type: float
+notes:
+  - Reads the metrics from where the task runs (the target host, or the host of C(delegate_to)); the provider's
+    URL must be reachable from there.
+requirements:
+  - Python 3 standard library only, but for the V(http_json) provider - C(jmespath) on the host the task runs on.
 """

@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 ---
 name: cohort
 short_description: Select a stable percentage of IDs (repositories, users) by salted hashing
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Keeps the IDs whose salted hash falls below O(percent)%. Each ID's position is
     C(int(sha256(seed + ":" + id)[:16], 16) / 2**64), a number in [0, 1) that depends only on the seed and the ID.

@@ -172,7 +172,7 @@ class HttpJsonProvider(Provider):
     def __init__(self, spec):
         Provider.__init__(self, spec)
         if not HAS_JMESPATH:
-            raise ProviderError("the http_json provider needs the Python library jmespath on the controller "
+            raise ProviderError("the http_json provider needs the Python library jmespath on the host the task runs on "
                                 "(pip install jmespath): %s" % JMESPATH_IMPORT_ERROR)
         self.url = check_url(spec.get("url"), "provider.url")
         self.http = HttpClient(spec, "JSON endpoint")

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: approval
 short_description: A person approves by typing a word at the controller's terminal, within a time limit
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Shows O(prompt) on the terminal of the controller and waits until a person types a line (Enter) or
     O(timeout) seconds pass. RV(approved) is true only when the line is O(expect).

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: canary_judge
 short_description: Anytime-valid statistical canary-vs-baseline verdict (continue, fail, pass, inconclusive)
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Compares a canary against its baseline from cumulative counters (requests, errors and, optionally,
     latency histogram buckets) and answers C(continue), C(fail), C(pass) or C(inconclusive).
@@ -181,6 +181,11 @@ attributes:
   diff_mode:
     description: Nothing to diff; the state file is internal.
     support: none
+  action_group:
+    description: Use C(group/stagegate.rollout.metrics) in C(module_defaults) to set O(provider) once.
+    support: full
+    membership:
+      - stagegate.rollout.metrics
 """
 
 EXAMPLES = r"""

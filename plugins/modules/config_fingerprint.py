@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: config_fingerprint
 short_description: Canonical SHA-256 fingerprint of everything that defines a release; freeze it and check it later
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Computes one SHA-256 fingerprint over O(data) (version, flags, thresholds, retention, ...) and O(files)
     (chart, values, configuration), plus a digest per item, so the same inputs give the same fingerprint byte for
@@ -64,6 +64,11 @@ attributes:
   diff_mode:
     description: Shows the freeze file before and after.
     support: full
+  action_group:
+    description: Use C(group/stagegate.rollout.evidence) in C(module_defaults) to set options shared by the evidence modules once.
+    support: full
+    membership:
+      - stagegate.rollout.evidence
 """
 
 EXAMPLES = r"""

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: determinism_check
 short_description: Prove that a build or analysis step is deterministic (same input, same output hash)
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Runs O(command) O(runs) times, serially, in parallel, or both, and compares the SHA-256 of what each run
     produced (its standard output, and the O(outputs) files); fails when any two runs differ.
@@ -83,6 +83,11 @@ attributes:
   diff_mode:
     description: Nothing to diff.
     support: none
+  action_group:
+    description: Use C(group/stagegate.rollout.evidence) in C(module_defaults) to set options shared by the evidence modules once.
+    support: full
+    membership:
+      - stagegate.rollout.evidence
 """
 
 EXAMPLES = r"""

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: drift_monitor
 short_description: CUSUM (Page) drift monitor for a production metric, with persisted state, reset and escalation
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Feeds one or more values of a metric into a two-sided tabular CUSUM (Page 1954) and reports whether it is in
     alarm, in which direction, since when, and whether the alarm has lasted longer than O(escalate_after).
@@ -84,6 +84,11 @@ attributes:
   diff_mode:
     description: Nothing to diff; the state file is internal.
     support: none
+  action_group:
+    description: Use C(group/stagegate.rollout.metrics) in C(module_defaults) to set O(provider) once.
+    support: full
+    membership:
+      - stagegate.rollout.metrics
 """
 
 EXAMPLES = r"""

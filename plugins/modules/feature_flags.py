@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: feature_flags
 short_description: Validate feature flags against a declared schema and render them to a service env file or Helm values
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Validates O(flags) against O(schema) and renders the resolved flags (defaults filled in) to O(path).
   - "The schema declares, per flag: C(type) (V(bool), V(int), V(str), V(enum), V(list)), C(default), C(choices)
@@ -81,6 +81,11 @@ attributes:
   diff_mode:
     description: Shows the file before and after.
     support: full
+  action_group:
+    description: Use C(group/stagegate.rollout.evidence) in C(module_defaults) to set options shared by the evidence modules once.
+    support: full
+    membership:
+      - stagegate.rollout.evidence
 """
 
 EXAMPLES = r"""

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: haproxy_traffic
 short_description: Shift traffic between HAProxy servers through the runtime API (weights, splits, drain, maint, blue-green)
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Reads the servers of one HAProxy backend through the runtime API (C(show servers state), C(show stat)), computes
     the weight and admin state every server should have, and sends all the needed C(set server) commands together,

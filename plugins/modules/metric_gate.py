@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: metric_gate
 short_description: Judge declared promotion criteria on real metrics; fail closed
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Evaluates a list of named checks, each reading one number through a metric provider (Prometheus HTTP API,
     a C(/metrics) endpoint, or a JSON endpoint) and comparing it with a threshold, a range, a baseline
@@ -263,7 +263,6 @@ notes:
     removed from every message and result, also where a server echoes them (C(Authorization) header values).
   - With V(prometheus_text), a stopped target cannot be scraped and is reported as unreachable (fail), not as
     no data.
-  - "Run it on the controller (C(delegate_to: localhost)) when it talks to APIs."
 seealso:
   - module: stagegate.rollout.metric_query
   - module: stagegate.rollout.canary_judge
@@ -274,6 +273,11 @@ attributes:
   diff_mode:
     description: Nothing changes, nothing to diff.
     support: none
+  action_group:
+    description: Use C(group/stagegate.rollout.metrics) in C(module_defaults) to set O(provider) once.
+    support: full
+    membership:
+      - stagegate.rollout.metrics
 """
 
 EXAMPLES = r"""

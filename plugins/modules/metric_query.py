@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: metric_query
 short_description: Read raw metric values (instant or range) for reports and debugging
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Runs one or several queries through a metric provider of this collection (Prometheus HTTP API, a C(/metrics)
     endpoint, a JSON endpoint) and returns every series with its labels and value, without judging anything.
@@ -60,6 +60,11 @@ attributes:
   diff_mode:
     description: Nothing changes.
     support: none
+  action_group:
+    description: Use C(group/stagegate.rollout.metrics) in C(module_defaults) to set O(provider) once.
+    support: full
+    membership:
+      - stagegate.rollout.metrics
 """
 
 EXAMPLES = r"""

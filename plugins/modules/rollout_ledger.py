@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: rollout_ledger
 short_description: Append-only, hash-chained, optionally HMAC-keyed JSON Lines ledger of rollout decisions
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Keeps every decision of a rollout (phase start, gate verdicts, promotions, rollbacks, kill switches) as one JSON
     line per entry with the fields C(seq), C(ts), C(release), C(phase), C(step), C(event), C(decision), C(reason),
@@ -132,6 +132,11 @@ attributes:
   diff_mode:
     description: Nothing to diff; the ledger only grows.
     support: none
+  action_group:
+    description: Use C(group/stagegate.rollout.evidence) in C(module_defaults) to set options shared by the evidence modules once.
+    support: full
+    membership:
+      - stagegate.rollout.evidence
 """
 
 EXAMPLES = r"""

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: rollout_lock
 short_description: One rollout per target at a time, with a lock file on a host every controller reaches
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Run it on a host that every controller of the target reaches (the phases use the load-balancer host), so that
     two controllers see the same lock.

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: rollout_metrics
 short_description: Record the rollout's own metrics in a Prometheus text-format file
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Updates counters and gauges of the rollout itself (progress, analysis runs and failures, rollbacks,
     blue-green switches and their duration) in a file in the Prometheus text exposition format, for
@@ -63,6 +63,12 @@ attributes:
   diff_mode:
     support: full
     description: Shows the file before and after.
+  action_group:
+    description: Use C(group/stagegate.rollout.evidence) in C(module_defaults) to set options shared by the evidence modules once.
+    support: full
+    membership:
+      - stagegate.rollout.evidence
+
 notes:
   - An increment is a change every time it runs; a C(set) to the value already held is not.
 seealso:

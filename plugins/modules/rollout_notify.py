@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: rollout_notify
 short_description: POST a rollout notification (INFO, WARN, HIGH, CRITICAL) as JSON to a webhook without leaking its URL
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Sends one JSON message to a webhook (Slack-compatible C(text) field, plus C(severity), C(message) (the O(msg)) and any
     O(data)), or the exact O(body) given.
@@ -84,6 +84,11 @@ attributes:
   diff_mode:
     description: Nothing to diff.
     support: none
+  action_group:
+    description: Use C(group/stagegate.rollout.evidence) in C(module_defaults) to set options shared by the evidence modules once.
+    support: full
+    membership:
+      - stagegate.rollout.evidence
 """
 
 EXAMPLES = r"""

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: rollout_report
 short_description: Write the report of one release (self-contained HTML with plots, and its JSON) from the ledger
-version_added: "1.1.0"
+version_added: "0.1.0"
 description:
   - Reads the ledger of M(stagegate.rollout.rollout_ledger), verifies its whole chain, keeps the entries of
     O(release) and writes two files into O(dest), C(report.html) and C(report.json).

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: rollout_target
 short_description: Validate a rollout target before any change and derive the app hosts and HAProxy servers
-version_added: "1.1.0"
+version_added: "0.1.0"
 description:
   - Checks the C(rollout_target) of an inventory (docs/targets.md) - its kind, the app host group, how a version
     is installed and started on the hosts, the load balancer, the metrics provider and metric names, the NATS

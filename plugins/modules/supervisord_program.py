@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: supervisord_program
 short_description: One program of a per-directory supervisord, started, stopped or removed in one call
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Manages the supervisord of O(supervisord_dir) (no system service needed) and one program in it, in one call
     on the host instead of a task per C(supervisorctl) step.
