@@ -51,5 +51,5 @@ class HAProxy(Component):
 
 def runtime_command(sock_path, cmd, timeout=2.0):
     """One runtime API command on the admin socket, through the collection's own client."""
-    from ansible_collections.stagegate.rollout.plugins.module_utils.haproxy_runtime import RuntimeClient
+    from ansible_collections.stagegate.rollout.plugins.module_utils.haproxy_client import RuntimeClient
     return RuntimeClient(("unix", sock_path), timeout=timeout).execute(cmd)
