@@ -15,7 +15,7 @@ Two grammars are read, because two kinds of consumer read them:
 :func:`split_duration` is the tokenizer both use; a caller that needs other units (nanoseconds, say)
 passes its own unit table. Plain Python, no I/O.
 
-Still a copy: ``jetstream_config.parse_duration`` (nanoseconds, ``-1`` for unlimited) and ``parse_size``. They
+Still a copy: ``jetstream_values.parse_duration`` (nanoseconds, ``-1`` for unlimited) and ``parse_size``. They
 were left alone while the NATS authentication change was under way in the JetStream files; the next change
 there should read durations with ``split_duration(text, <units in ns>, decimals=True)``.
 """
