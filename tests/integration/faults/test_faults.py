@@ -21,7 +21,9 @@ runs v2's canary (or a rollback) with one fault:
   webhook; the re-run with the socket back applies weight 0;
 - Prometheus stopped (SIGSTOP) and killed during a step: the judge fails closed within its timeout (+ 2 s)
   and the traffic is back to 0 %;
-- an inconclusive step whose policy is pause, with no terminal: nobody can approve, the canary rolls back;
+- an inconclusive step whose policy is pause, with no terminal: nobody can approve, the canary rolls back
+  (in a change freeze overridden with a reason, which the ledger records);
+- a change freeze: the canary refused before any change; a freeze that begins at 10 %: step 2 refused, rollback;
 - an approval on a terminal where nobody types: it times out (rollout_approval_timeout), nothing changes;
 - a ledger cut short (its last entries removed): the head anchored on the load-balancer host refuses it.
 
@@ -288,20 +290,75 @@ def test_prometheus_gone_fails_closed_within_the_judge_timeout(site, fault):
     settled_on_stable(site, stable_flags)
 
 
+def windows_from_file(site, spec):
+    """Write ``spec`` to a file the run's rollout_release_windows reads at every check (a freeze calendar someone
+    else keeps); -> the extra vars."""
+    path = os.path.join(site.workdir, "release-windows.json")
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(spec, fh)
+    return {"rollout_release_windows": "{{ lookup('ansible.builtin.file', '%s') | from_json }}" % path}
+
+
+def freeze_now(reason):
+    def iso(t):
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+    return {"freezes": [{"start": iso(time.time() - 3600), "end": iso(time.time() + 3600), "reason": reason}]}
+
+
 def test_an_inconclusive_step_to_pause_with_no_terminal_rolls_back(site):
     """The step's judge cannot decide (min_requests far above the traffic) and its policy is pause; the phase
-    start is approved (rollout_auto_approve) but nobody can approve the step without a terminal."""
+    start is approved (rollout_auto_approve) but nobody can approve the step without a terminal. The run is in a
+    change freeze and overrides it with a reason: the ledger records the override at the start and at the step."""
     stable_flags = site.env("app1", "stable")
     with open(os.path.join(site.inventory, "group_vars", "all", "phases.yml"), encoding="utf-8") as fh:
         plan = yaml.safe_load(fh)["rollout_canary"]
     plan.update(steps=[dict(STEPS[0], on_inconclusive="pause")] + STEPS[1:],
                 judge=dict(plan["judge"], min_requests=10 ** 9))
-    rc, out = site.play("canary", "v2", timeout=300, extra=dict(RERUN, rollout_canary=plan))
+    windows = windows_from_file(site, freeze_now("fault suite: freeze"))
+    extra = dict(RERUN, rollout_canary=plan, rollout_window_override="fault suite: hotfix", **windows)
+    rc, out = site.play("canary", "v2", timeout=300, extra=extra)
     assert rc != 0 and "nobody approved it" in out, out[-3000:]
     v2 = entries(site, "v2", "canary")
+    start = [e for e in v2 if e["event"] == "phase_start"][-1]
+    overrides = [e for e in v2 if e["event"] == "window_override" and e["seq"] > start["seq"]]
+    assert [o["step"] for o in overrides] == ["before any change", "step 1 (10 %)"], overrides
+    assert all(o["reason"] == "fault suite: hotfix" and "fault suite: freeze" in o["evidence"]["closed"]
+               for o in overrides), overrides
     approval = [e for e in v2 if e["event"] == "approval"][-1]
     assert approval["decision"] == "rollback" and "nobody approved" in approval["reason"], approval
     assert v2[-1]["event"] == "rollback" and v2[-1]["seq"] > approval["seq"], v2[-1]
+    settled_on_stable(site, stable_flags)
+
+
+def test_a_freeze_refuses_a_phase_before_any_change_and_a_step_once_it_begins(site):
+    """A freeze in force: the canary stops before any change (the approval is not even asked). A freeze that
+    begins while the canary runs at 10 %: the next step is refused, and the canary rolls back."""
+    stable_flags = site.env("app1", "stable")
+    windows = windows_from_file(site, freeze_now("fault suite: year-end freeze"))
+    before = (len(site.ledger()), site.weights(), site.versions(), site.env("app1", "canary"))
+    rc, out = site.play("canary", "v2", timeout=300, extra=dict(RERUN, **windows))
+    assert rc != 0 and "canary of v2, before any change: change freeze until" in out, out[-3000:]
+    assert "fault suite: year-end freeze" in out and "Nothing changed." in out, out[-3000:]
+    assert (len(site.ledger()), site.weights(), site.versions(), site.env("app1", "canary")) == before
+
+    windows = windows_from_file(site, {})
+    t0 = time.time()
+    proc, log = site.spawn("canary", "v2", extra=dict(RERUN, **windows))
+    try:
+        site.watch.wait_canary(10, timeout=180)
+        windows_from_file(site, freeze_now("fault suite: freeze from now on"))
+        proc.wait(300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.seek(0)
+        rc, out = site.record("canary (a freeze begins)", "v2", proc.wait(30), log.read(), 0)
+        log.close()
+    assert rc != 0 and "canary of v2, step 2 (50 %): change freeze until" in out, out[-3000:]
+    assert "Every host rolls back." in out, out[-3000:]
+    assert all(w["app1_canary"] in (0, 10) for dummy, w in site.watch.after(t0)), site.watch.after(t0)
+    last = site.ledger()[-1]
+    assert last["event"] == "rollback" and "fault suite: freeze from now on" in last["reason"], last
     settled_on_stable(site, stable_flags)
 
 
