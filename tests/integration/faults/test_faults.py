@@ -121,6 +121,26 @@ def settled_on_stable(site, stable_flags):
     assert site.env("app1", "canary") == stable_flags
 
 
+def canary_with_fault(site, label, fault, restore=None, extra=None, timeout=300):
+    """Run v2's canary again; once it takes 10 %, ``fault()`` breaks something; wait for the run to end (killing it
+    after ``timeout``), then ``restore(rc)`` whatever happened. -> (rc, out, what ``fault`` returned)."""
+    proc, log = site.spawn("canary", "v2", extra=dict(RERUN, **(extra or {})))
+    done, rc = None, None
+    try:
+        site.watch.wait_canary(10, timeout=180)
+        done = fault()
+        proc.wait(timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.seek(0)
+        rc, out = site.record("canary (%s)" % label, "v2", proc.wait(30), log.read(), 0)
+        log.close()
+        if restore is not None:
+            restore(rc)
+    return rc, out, done
+
+
 def test_install_v1_and_stage_v2(site):
     assert_ok(*site.play("install", "v1"))
     site.start_load()
@@ -212,21 +232,17 @@ def test_haproxy_socket_gone_during_a_step_and_the_rollback(site, hook):
     stable_flags = site.env("app1", "stable")
     sock = site.haproxy.socket_path
     heard = len(hook.received)
-    proc, log = site.spawn("canary", "v2", extra=RERUN)
-    moved = False
-    try:
-        site.watch.wait_canary(10, timeout=180)
-        os.rename(sock, sock + ".gone")  # the admin socket disappears during the step
-        moved = True
-        rc = proc.wait(600)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.seek(0)
-        rc, out = site.record("canary (socket gone)", "v2", proc.wait(30), log.read(), 0)
-        log.close()
+    moved = []
+
+    def socket_gone():  # the admin socket disappears during the step
+        os.rename(sock, sock + ".gone")
+        moved.append(True)
+
+    def back_if_it_passed(rc):
         if moved and rc == 0:
             os.rename(sock + ".gone", sock)
+
+    rc, out, dummy = canary_with_fault(site, "socket gone", socket_gone, back_if_it_passed, timeout=600)
     assert rc != 0, out[-3000:]
     # HAProxy kept the 10 % (nobody could change it), but the canary slot is stopped and its flags restored
     w = runtime_command(sock + ".gone", "get weight app/app1_canary")
@@ -257,27 +273,22 @@ def test_haproxy_socket_gone_during_a_step_and_the_rollback(site, hook):
 @pytest.mark.parametrize("fault", ["stopped", "killed"])
 def test_prometheus_gone_fails_closed_within_the_judge_timeout(site, fault):
     stable_flags = site.env("app1", "stable")
-    proc, log = site.spawn("canary", "v2", extra=RERUN)
-    t_fault = None
-    try:
-        site.watch.wait_canary(10, timeout=180)
+
+    def prometheus_gone():
         t_fault = time.time()
         if fault == "stopped":
             site.prometheus.pause()
         else:
             site.prometheus.proc.signal(signal.SIGKILL)
-        t_zero = site.watch.wait_canary(0, timeout=120)
-        proc.wait(300)
-    finally:
+        return t_fault, site.watch.wait_canary(0, timeout=120)
+
+    def prometheus_back(dummy):
         if fault == "stopped":
             site.prometheus.resume()
         else:
             site.prometheus.restart()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.seek(0)
-        rc, out = site.record("canary (Prometheus %s)" % fault, "v2", proc.wait(30), log.read(), 0)
-        log.close()
+
+    rc, out, (t_fault, t_zero) = canary_with_fault(site, "Prometheus %s" % fault, prometheus_gone, prometheus_back)
     assert rc != 0, out[-3000:]
     took = t_zero - t_fault
     # the judge's step started when the weight reached 10 %; its first look comes after the judge task's start-up
@@ -343,17 +354,9 @@ def test_a_freeze_refuses_a_phase_before_any_change_and_a_step_once_it_begins(si
 
     windows = windows_from_file(site, {})
     t0 = time.time()
-    proc, log = site.spawn("canary", "v2", extra=dict(RERUN, **windows))
-    try:
-        site.watch.wait_canary(10, timeout=180)
-        windows_from_file(site, freeze_now("fault suite: freeze from now on"))
-        proc.wait(300)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.seek(0)
-        rc, out = site.record("canary (a freeze begins)", "v2", proc.wait(30), log.read(), 0)
-        log.close()
+    rc, out, dummy = canary_with_fault(
+        site, "a freeze begins", lambda: windows_from_file(site, freeze_now("fault suite: freeze from now on")),
+        extra=windows)
     assert rc != 0 and "canary of v2, step 2 (50 %): change freeze until" in out, out[-3000:]
     assert "Every host rolls back." in out, out[-3000:]
     assert all(w["app1_canary"] in (0, 10) for dummy, w in site.watch.after(t0)), site.watch.after(t0)
