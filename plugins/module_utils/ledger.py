@@ -407,8 +407,9 @@ def read_entries(data, strict=True):
 
 
 # The events that end an attempt of a phase (a ``phase_start``); an attempt without one after its start was
-# interrupted (the controller killed, the connection lost) or is running now.
-OUTCOMES = ("promote", "rollback", "rollback_incomplete", "aborted")
+# interrupted (the controller killed, the connection lost) or is running now. ``hold`` ends an attempt without
+# undoing it (a person decides next); ``roll_forward`` is that person's decision to keep what runs.
+OUTCOMES = ("promote", "rollback", "rollback_incomplete", "aborted", "hold", "roll_forward")
 
 
 def unfinished_attempts(entries):
@@ -426,16 +427,29 @@ def unfinished_attempts(entries):
             for e in sorted(open_starts.values(), key=lambda e: e.get("seq") or 0)]
 
 
-def incomplete_rollbacks(entries):
-    """The (release, phase) whose last outcome is ``rollback_incomplete`` (something is left to undo: run the
-    rollback playbook again), each ``{release, phase, seq, ts, left}``, in ledger order."""
+def _last_outcomes(entries, event):
+    """The last outcome of each (release, phase) where it is ``event``, in ledger order."""
     last = {}
     for entry in entries:
         if entry.get("event") in OUTCOMES:
             last[(entry.get("release"), entry.get("phase"))] = entry
+    return [e for e in sorted(last.values(), key=lambda e: e.get("seq") or 0) if e.get("event") == event]
+
+
+def incomplete_rollbacks(entries):
+    """The (release, phase) whose last outcome is ``rollback_incomplete`` (something is left to undo: run the
+    rollback playbook again), each ``{release, phase, seq, ts, left}``, in ledger order."""
     return [dict(release=e.get("release"), phase=e.get("phase"), seq=e.get("seq"), ts=e.get("ts"),
                  left=(e.get("evidence") or {}).get("left", []))
-            for e in sorted(last.values(), key=lambda e: e.get("seq") or 0) if e.get("event") == "rollback_incomplete"]
+            for e in _last_outcomes(entries, "rollback_incomplete")]
+
+
+def held_releases(entries):
+    """The (release, phase) whose last outcome is ``hold``: a failure stopped it there and nothing undid it; a
+    person decides (a rollback, or ``roll_forward``). Each ``{release, phase, seq, ts, reason}``, in ledger order."""
+    return [dict(release=e.get("release"), phase=e.get("phase"), seq=e.get("seq"), ts=e.get("ts"),
+                 reason=e.get("reason"))
+            for e in _last_outcomes(entries, "hold")]
 
 
 def _read_all(fd):

@@ -281,7 +281,7 @@ keyed_entries:
 unfinished:
   description:
     - With O(action=read), the attempts that started (C(phase_start)) and have no outcome (C(promote), C(rollback),
-      C(rollback_incomplete) or C(aborted)) yet, whatever the filters, each C(release), C(phase), C(seq), C(ts) of
+      C(rollback_incomplete), C(aborted), C(hold) or C(roll_forward)) yet, whatever the filters, each C(release), C(phase), C(seq), C(ts) of
       its start. An attempt interrupted (the controller killed) stays here until a later run records C(aborted).
   returned: when action is read
   type: list
@@ -289,6 +289,12 @@ unfinished:
 incomplete:
   description: With O(action=read), the release and phase whose last outcome is C(rollback_incomplete) (something
     is left to undo), each C(release), C(phase), C(seq), C(ts) and what is C(left).
+  returned: when action is read
+  type: list
+  elements: dict
+held:
+  description: With O(action=read), the release and phase whose last outcome is C(hold) (a failure stopped it and
+    nothing undid it; a person decides), each C(release), C(phase), C(seq), C(ts) and C(reason).
   returned: when action is read
   type: list
   elements: dict
@@ -303,7 +309,7 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.ledger import (
     KEY_ENV, Ledger, LedgerError, build_record, incomplete_rollbacks, read_entries,
-    unfinished_attempts)
+    unfinished_attempts, held_releases)
 
 
 def main():
@@ -382,6 +388,7 @@ def main():
     entries = read_entries(data, strict=False)
     state["unfinished"] = unfinished_attempts(entries)
     state["incomplete"] = incomplete_rollbacks(entries)
+    state["held"] = held_releases(entries)
     if p["release_filter"] is not None:
         entries = [e for e in entries if e.get("release") == p["release_filter"]]
     if p["phase_filter"] is not None:

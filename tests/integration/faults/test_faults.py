@@ -23,6 +23,8 @@ runs v2's canary (or a rollback) with one fault:
   and the traffic is back to 0 %;
 - an inconclusive step whose policy is pause, with no terminal: nobody can approve, the canary rolls back
   (in a change freeze overridden with a reason, which the ledger records);
+- an irreversible release whose canary fails: held (nothing rolled back, its share down to rollout_hold_share),
+  every phase refused until a person decides (resolve_hold: roll_forward ends a hold, roll_back rolls it back);
 - a change freeze: the canary refused before any change; a freeze that begins at 10 %: step 2 refused, rollback;
 - an approval on a terminal where nobody types: it times out (rollout_approval_timeout), nothing changes;
 - a ledger cut short (its last entries removed): the head anchored on the load-balancer host refuses it.
@@ -298,6 +300,65 @@ def test_prometheus_gone_fails_closed_within_the_judge_timeout(site, fault):
     last = site.ledger()[-1]
     assert last["event"] == "rollback" and last["evidence"]["left"] == [], last
     assert "canary judge" in last["reason"], last
+    settled_on_stable(site, stable_flags)
+
+
+def test_an_irreversible_release_is_held_not_rolled_back_until_a_person_decides(site, hook):
+    """v3 (20 % errors once it takes traffic) declared irreversible, with rollout_hold_share 5: its failing canary
+    is held - no rollback, the canary slot keeps v3 and its flags, each host's canary share goes down to 5 % (never
+    up), a `hold` ledger entry, a CRITICAL webhook, the held gauge; every phase of any release is then refused before
+    any change; a bad decision request is refused; a roll_forward ends a hold on the ledger; the person's roll_back
+    puts every host back on the stable version and replays JetStream."""
+    stable_flags = site.env("app1", "stable")
+    assert_ok(*site.play("staging", "v3"))
+    heard, t0 = len(hook.received), time.time()
+    rc, out = site.play("canary", "v3", timeout=300, extra={"rollout_irreversible": True, "rollout_hold_share": 5})
+    assert rc != 0 and "canary of v3 HELD (an irreversible release), nothing rolled back" in out, out[-3000:]
+    v3 = entries(site, "v3", "canary")
+    start = [e for e in v3 if e["event"] == "phase_start"][-1]
+    after = [e for e in v3 if e["seq"] > start["seq"]]
+    assert after[-1]["event"] == "hold" and after[-1]["evidence"]["policy"] == "rollout_irreversible", after[-1]
+    assert not [e for e in after if e["event"] in ("rollback", "rollback_incomplete")], after
+    assert [e for e in after if e["event"] in ("judge", "gate") and e["decision"] == "hold"], after
+    assert after[-1]["evidence"]["weights_after"]["app1_canary"] == 5 and after[-1]["evidence"]["left"] == [], after[-1]
+    # nothing undone: v3 still in the canary slot with its flags; its share only went down
+    assert site.weights() == expected_weights(HOSTS, {"app1": 5})
+    assert site.versions() == {"app1": {"stable": "v1", "canary": "v3"}}
+    assert all(w["app1_canary"] in (0, 5, 10, 50) for dummy, w in site.watch.after(t0)), site.watch.after(t0)
+    assert [w["app1_canary"] for dummy, w in site.watch.after(t0)][-1] == 5
+    sent = hook.since(heard)
+    assert [m["severity"] for m in sent] == ["CRITICAL"] and "is HELD in canary" in sent[0]["message"], sent
+    assert 'stagegate_rollout_held{phase="canary",release="v3"} 1' in metrics(site)
+
+    # held: any phase of any release is refused before any change, and so is a decision without a reason
+    before = (len(site.ledger()), site.weights(), site.versions(), site.env("app1", "canary"))
+    rc, out = site.play("canary", "v2", timeout=300, extra=RERUN)
+    assert rc != 0 and "canary of v3 is HELD since" in out and "Nothing changed." in out, out[-3000:]
+    rc, out = site.play("resolve_hold", "v3", timeout=300, extra={"rollout_hold_decision": "roll_back"})
+    assert rc != 0 and "rollout_hold_reason" in out and "nothing changed" in out, out[-3000:]
+    assert (len(site.ledger()), site.weights(), site.versions(), site.env("app1", "canary")) == before
+
+    # a roll_forward ends a hold (on a hold written here for a release that never ran: no traffic changes)
+    from ansible_collections.stagegate.rollout.plugins.module_utils.ledger import Ledger, build_record
+    Ledger(site.ledger_path).append(build_record("v9-held", "production", "hold", decision="hold",
+                                                 reason="a hold written by the test")[0])
+    rc, out = site.play("resolve_hold", "v9-held", timeout=300,
+                        extra={"rollout_hold_decision": "roll_forward", "rollout_hold_reason": "v9.1 fixes it"})
+    assert_ok(rc, out)
+    last = site.ledger()[-1]
+    assert (last["event"], last["release"], last["phase"], last["reason"]) == (
+        "roll_forward", "v9-held", "production", "v9.1 fixes it"), last
+    assert site.weights() == expected_weights(HOSTS, {"app1": 5})
+
+    # the person rolls v3 back: every host on the stable version, its events replayed
+    rc, out = site.play("resolve_hold", "v3", timeout=300,
+                        extra={"rollout_hold_decision": "roll_back", "rollout_hold_reason": "fault suite: not a migration"})
+    assert_ok(rc, out)
+    last = site.ledger()[-1]
+    assert (last["event"], last["release"], last["phase"]) == ("rollback", "v3", "canary"), last
+    assert "a person resolved the hold" in last["reason"] and "fault suite: not a migration" in last["reason"], last
+    assert last["evidence"]["replay"]["replay"]["recreated"], last
+    assert 'stagegate_rollout_held{phase="canary",release="v3"} 0' in metrics(site)
     settled_on_stable(site, stable_flags)
 
 

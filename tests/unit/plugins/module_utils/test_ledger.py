@@ -336,3 +336,18 @@ def test_incomplete_rollbacks_until_a_later_rollback_completes():
     assert incomplete_rollbacks(entries) == [{"release": "v3", "phase": "canary", "seq": 4,
                                               "ts": "2026-12-01T00:00:04Z", "left": ["app1: stop the canary slot"]}]
     assert incomplete_rollbacks(entries + [_e(5, "v3", "canary", "rollback")]) == []
+
+
+def test_a_hold_ends_the_attempt_and_stays_until_a_person_decides():
+    from ansible_collections.stagegate.rollout.plugins.module_utils.ledger import held_releases, unfinished_attempts
+    hold = dict(_e(3, "v3", "canary", "hold"), reason="canary judge: fail")
+    entries = [_e(1, "v3", "canary", "phase_start"), _e(2, "v3", "canary", "judge"), hold]
+    assert unfinished_attempts(entries) == []  # a hold is an outcome: no later run treats it as interrupted
+    assert held_releases(entries) == [{"release": "v3", "phase": "canary", "seq": 3, "ts": "2026-12-01T00:00:03Z",
+                                       "reason": "canary judge: fail"}]
+    # a later event that is no outcome leaves it held; a rollback or a roll forward ends it
+    assert len(held_releases(entries + [_e(4, "v3", "canary", "approval")])) == 1
+    assert held_releases(entries + [_e(4, "v3", "canary", "rollback")]) == []
+    assert held_releases(entries + [_e(4, "v3", "canary", "roll_forward")]) == []
+    # a hold of another phase of the same release is its own
+    assert [h["phase"] for h in held_releases(entries + [_e(4, "v2", "production", "hold")])] == ["canary", "production"]
