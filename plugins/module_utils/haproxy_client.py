@@ -288,7 +288,20 @@ def merge_stat(servers, stat_rows):
             srv["effective_weight"] = None
         srv["backup"] = row.get("bck") == "1"
         srv["check_status"] = row.get("check_status") or None
+        srv["counters"] = dict((name, _count(row.get(field))) for name, field in COUNTERS)
     return servers
+
+
+# show-stat counters of a server (cumulative since HAProxy started): what a drill compares before and after
+COUNTERS = (("sessions", "stot"), ("responses_5xx", "hrsp_5xx"), ("connection_errors", "econ"),
+            ("response_errors", "eresp"), ("retries", "wretr"), ("redispatches", "wredis"))
+
+
+def _count(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def server_view(srv):
@@ -305,6 +318,7 @@ def server_view(srv):
         "serving": is_serving(srv),
         "address": srv.get("address"),
         "port": srv.get("port"),
+        "counters": srv.get("counters"),
     }
 
 

@@ -197,6 +197,12 @@ before:
     weight:
       description: The user weight (C(srv_uweight)), 0..256.
       type: int
+    counters:
+      description:
+        - "Cumulative C(show stat) counters of the server since HAProxy started: C(sessions) (C(stot)),
+          C(responses_5xx), C(connection_errors) (C(econ)), C(response_errors) (C(eresp)), C(retries), C(redispatches);
+          null where HAProxy gave none. Two reads give what happened between them (the chaos drills do)."
+      type: dict
     initial_weight:
       description: The weight from the configuration.
       type: int

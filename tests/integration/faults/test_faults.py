@@ -304,16 +304,25 @@ def test_prometheus_gone_fails_closed_within_the_judge_timeout(site, fault):
 
 
 def test_an_irreversible_release_is_held_not_rolled_back_until_a_person_decides(site, hook):
-    """v3 (20 % errors once it takes traffic) declared irreversible, with rollout_hold_share 5: its failing canary
+    """Run through ansible-runner as AWX runs jobs: v3 (20 % errors once it takes traffic) declared irreversible, with rollout_hold_share 5: its failing canary
     is held - no rollback, the canary slot keeps v3 and its flags, each host's canary share goes down to 5 % (never
     up), a `hold` ledger entry, a CRITICAL webhook, the held gauge; every phase of any release is then refused before
     any change; a bad decision request is refused; a roll_forward ends a hold on the ledger; the person's roll_back
     puts every host back on the stable version and replays JetStream."""
     stable_flags = site.env("app1", "stable")
-    assert_ok(*site.play("staging", "v3"))
+    # both phases run as AWX runs its jobs (ansible-runner, no stdin; the workflow's approval node gave the
+    # approval): staging goes to its end, and the canary's job events show each step's verdict
+    rc, events = site.run_as_awx("staging", "v3")
+    ok = [e["event_data"]["task"] for e in events if e["event"] == "runner_on_ok"]
+    assert rc == 0 and "Staging | record the promotion" in ok, ok[-20:]
     heard, t0 = len(hook.received), time.time()
-    rc, out = site.play("canary", "v3", timeout=300, extra={"rollout_irreversible": True, "rollout_hold_share": 5})
-    assert rc != 0 and "canary of v3 HELD (an irreversible release), nothing rolled back" in out, out[-3000:]
+    rc, events = site.run_as_awx("canary", "v3", extra={"rollout_irreversible": True, "rollout_hold_share": 5})
+    verdicts = [e["event_data"]["res"]["verdict"] for e in events if e["event"] == "runner_on_ok"
+                and e["event_data"]["task"].startswith(("Canary | canary judge", "Phase | gates over the window"))]
+    assert verdicts and set(verdicts) <= {"pass", "fail", "inconclusive"}, verdicts
+    assert verdicts[-1] == "fail", verdicts
+    failed = [e["event_data"]["res"].get("msg", "") for e in events if e["event"] == "runner_on_failed"]
+    assert rc == 2 and "canary of v3 HELD (an irreversible release), nothing rolled back" in failed[-1], failed
     v3 = entries(site, "v3", "canary")
     start = [e for e in v3 if e["event"] == "phase_start"][-1]
     after = [e for e in v3 if e["seq"] > start["seq"]]

@@ -308,6 +308,13 @@ class Site:
                      "require_headers": ["access-control-allow-origin"]},
                     {"name": "chaos endpoint", "path": "/api/chaos"},
                 ],
+                # on the last app host: its stable slot SIGKILLed, then frozen 3 s; a gate with its metrics unreachable
+                "chaos": {"min_success": 0.95, "drills": [
+                    {"name": "kill a stable slot", "kind": "kill_slot", "recovery_seconds": 30, "max_error_ratio": 0.02},
+                    {"name": "freeze a consumer", "kind": "freeze_consumer", "seconds": 3, "recovery_seconds": 30,
+                     "max_pending": 20},
+                    {"name": "metrics unreachable", "kind": "metrics_unreachable"},
+                ]},
                 "gates": [
                     {"name": "advanced error rate",
                      "query": "(sum(increase(demo_http_requests_total{%s,code=~\"5..\"}[$window])) or vector(0)) / "
@@ -371,6 +378,33 @@ class Site:
         return subprocess.Popen(self.command(name, version, extra), cwd=self.workdir,  # pylint: disable=consider-using-with
                                 env=ansible_env(self.collections_path), stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True), log
+
+    def run_as_awx(self, name, version, extra=None, timeout=600):
+        """Run ``stagegate.rollout.<name>`` the way AWX runs a job: ``ansible-runner run`` with a private data dir
+        (the user's inventory, the survey's answers and the approval node's rollout_auto_approve as extravars, the
+        user's one-line project playbook importing the collection's), no stdin. -> (rc, job events in order)."""
+        pdd = os.path.join(self.workdir, "runner-%s-%s-%d" % (name, version, len(self.timings) + 1))
+        os.makedirs(os.path.join(pdd, "project"))
+        os.makedirs(os.path.join(pdd, "env"))
+        os.symlink(self.inventory, os.path.join(pdd, "inventory"))
+        with open(os.path.join(pdd, "project", name + ".yml"), "w", encoding="utf-8") as fh:
+            fh.write("---\n- name: %s\n  ansible.builtin.import_playbook: stagegate.rollout.%s\n" % (name, name))
+        with open(os.path.join(pdd, "env", "extravars"), "w", encoding="utf-8") as fh:
+            json.dump(dict({"rollout_version": version, "rollout_auto_approve": True}, **(extra or {})), fh)
+        t0 = time.monotonic()
+        proc = subprocess.run([os.path.join(BIN, "ansible-runner"), "run", pdd, "-p", name + ".yml", "--ident", "job"],
+                              cwd=self.workdir, env=ansible_env(self.collections_path), stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+        artifacts = os.path.join(pdd, "artifacts", "job")
+        with open(os.path.join(artifacts, "rc"), encoding="utf-8") as fh:
+            assert fh.read().strip() == str(proc.returncode)
+        events = []
+        for path in os.listdir(os.path.join(artifacts, "job_events")):
+            with open(os.path.join(artifacts, "job_events", path), encoding="utf-8") as fh:
+                events.append(json.load(fh))
+        events.sort(key=lambda e: e["counter"])
+        self.record(name + " (ansible-runner)", version, proc.returncode, proc.stdout + proc.stderr, time.monotonic() - t0)
+        return proc.returncode, events
 
     def record(self, name, version, rc, out, seconds):
         log = os.path.join(self.logs, "%02d-%s-%s.log" % (len(self.timings) + 1, version, name))

@@ -219,9 +219,47 @@ def test_good_release_v2_through_every_phase_on_three_hosts(site):
     probe = next(g for g in gates if g["step"] == "probes")
     assert probe["evidence"]["failed"] == [] and "9 probes" in probe["reason"], probe  # (health + 2) x 3 hosts
 
+    # the chaos drills ran on app3 and each recovered: a chaos entry each, then the score
+    chaos = entries(site, "v2", "advanced", "chaos")
+    assert [c["step"] for c in chaos] == ["chaos: kill a stable slot", "chaos: freeze a consumer",
+                                          "chaos: metrics unreachable", "chaos score"], chaos
+    assert all(c["decision"] == "pass" for c in chaos), chaos
+    kill, freeze = chaos[0]["evidence"], chaos[1]["evidence"]
+    assert kill["host"] == "app3" and kill["slot"] == "stable" and kill["seconds"] <= 30, kill
+    assert kill["clients"]["requests"] > 0 and kill["clients"]["ratio"] <= 0.02, kill
+    assert "running again as pid" in kill["detail"] and "drained" in freeze["detail"], (kill, freeze)
+    assert "failed closed" in chaos[2]["reason"], chaos[2]
+    assert chaos[3]["evidence"]["score"] == 1.0 and chaos[3]["evidence"]["total"] == 3, chaos[3]
+    assert site.versions()["app3"] == {"stable": "v2", "canary": None}
+
     promoted = [e["phase"] for e in entries(site, "v2", event="promote")]
     assert promoted == ["staging", "canary", "production", "advanced"]
     assert verify_ledger(site.ledger_path)["valid"]
+
+
+def test_a_chaos_drill_that_fails_its_recovery_check_stops_the_promotion(site):
+    """Advanced again with one more drill whose check cannot pass (a gate pointed at a metrics provider that
+    answers, the site's own Prometheus, so it does not fail closed): the score is under min_success, every host
+    rolls back; the next run with the declared drills promotes again."""
+    hosts = sorted(site.ssh.hosts)
+    with open(os.path.join(site.inventory, "group_vars", "all", "phases.yml"), encoding="utf-8") as fh:
+        plan = yaml.safe_load(fh)["rollout_advanced"]
+    plan["chaos"] = dict(plan["chaos"], drills=[
+        {"name": "a provider that answers", "kind": "metrics_unreachable", "url": site.prometheus.url}])
+    rc, out = site.play("advanced", "v2", extra={"rollout_rerun": True, "rollout_advanced": plan})
+    assert rc != 0 and "chaos drills: 0 of 1 recovered, at least 95.0 % needed" in out, out[-3000:]
+    assert "PASSED although nothing answered" in out, out[-3000:]
+    v2 = entries(site, "v2", "advanced")
+    start = [e for e in v2 if e["event"] == "phase_start"][-1]
+    after = [e for e in v2 if e["seq"] > start["seq"]]
+    chaos = [e for e in after if e["event"] == "chaos"]
+    assert [(c["step"], c["decision"]) for c in chaos] == [
+        ("chaos: a provider that answers", "fail"), ("chaos score", "rollback")], chaos
+    assert after[-1]["event"] == "rollback" and "chaos drills" in after[-1]["reason"], after[-1]
+    assert site.versions() == dict((h, {"stable": "v2", "canary": None}) for h in hosts)
+
+    assert_ok(*site.play("advanced", "v2", extra={"rollout_rerun": True}))
+    assert entries(site, "v2", "advanced")[-1]["event"] == "promote"
 
 
 def test_the_inventory_s_metric_names_are_what_the_gates_and_the_judge_query(site):

@@ -189,6 +189,18 @@ def test_parse_show_stat_and_merge():
     assert view["serving"] is True and hr.server_view(by["c1"])["serving"] is False
 
 
+def test_merge_stat_keeps_each_servers_counters():
+    rows = {("app", "s2"): {"status": "UP", "weight": "100", "bck": "0", "stot": "1200", "hrsp_5xx": "7",
+                            "econ": "1", "eresp": "2", "wretr": "3", "wredis": "1"},
+            ("app", "s1"): {"status": "MAINT", "weight": "50", "bck": "0", "stot": "", "hrsp_5xx": "x"}}
+    by = dict((r["server"], r) for r in hr.merge_stat(hr.parse_servers_state(REAL_STATE), rows))
+    assert hr.server_view(by["s2"])["counters"] == {"sessions": 1200, "responses_5xx": 7, "connection_errors": 1,
+                                                     "response_errors": 2, "retries": 3, "redispatches": 1}
+    # a counter HAProxy left empty (or a header without it) is None, never a made-up 0
+    assert hr.server_view(by["s1"])["counters"]["sessions"] is None
+    assert hr.server_view(by["s1"])["counters"]["responses_5xx"] is None
+
+
 def test_split_responses_real_answer():
     # verbatim answer to: set s1 weight 50; set zz weight 3; set c1 weight 300; set c1 state drain; get weight s1
     text = ("\nNo such server.\n\nAbsolute weight can only be between 0 and 256 inclusive.\n\n\n"

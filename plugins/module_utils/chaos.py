@@ -1,0 +1,141 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the stagegate.rollout project
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Chaos drills of the advanced phase: the plan (checked before any change), what a drill measured, the score.
+
+A drill breaks one real thing on the user's target and checks the recovery (``roles/rollout_phase/tasks/chaos*.yml``
+runs them; nothing here does I/O):
+
+* ``kill_slot`` - SIGKILL the process of one host's slot (``deploy_hosts`` action ``kill``): its supervisor must run
+  it again healthy within ``recovery_seconds``, HAProxy must see it running again, and the clients must not see
+  more than ``max_error_ratio`` of 5xx answers from the backend meanwhile (HAProxy's show-stat counters of every
+  server, before and after: retries and redispatch hide a dead server from clients; no second server hides
+  nothing).
+* ``freeze_consumer`` - SIGSTOP the process of one host's slot for ``seconds`` while events flow, then SIGCONT:
+  JetStream redelivers what it did not acknowledge, and within ``recovery_seconds`` the durable consumer must have
+  nothing waiting for an acknowledgement and no more pending events than ``max_pending``. Needs the target's NATS.
+* ``metrics_unreachable`` - the phase's first gate evaluated against a metrics provider that does not answer
+  (``url``, default a closed loopback port; the user's provider is never touched): the gate must fail closed
+  (never ``pass``).
+
+Each drill is a ``chaos`` ledger entry; the phase promotes only when the share of drills that recovered is at
+least ``min_success`` (the seed: more than 95 %).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+KINDS = ("kill_slot", "freeze_consumer", "metrics_unreachable")
+SLOTS = ("stable", "canary")
+# where the drills are declared (error messages name the field)
+FIELD = "rollout_advanced.chaos"
+UNREACHABLE_URL = "http://127.0.0.1:1"
+
+
+class ChaosError(ValueError):
+    """A drill plan that cannot run; the message names the field, the value and what is accepted."""
+
+
+def _number(where, value, low, high, integer=False):
+    if isinstance(value, bool):
+        raise ChaosError("%s: %r is not accepted (accepted: a number from %s to %s)" % (where, value, low, high))
+    try:
+        num = int(value) if integer else float(value)
+    except (TypeError, ValueError):
+        num = None
+    if num is None or (integer and str(value).strip() != str(num)) or not low <= num <= high:
+        raise ChaosError("%s: %r is not accepted (accepted: a %s from %s to %s)"
+                         % (where, value, "whole number" if integer else "number", low, high))
+    return num
+
+
+def plan(chaos, app_hosts, has_nats=False):
+    """``rollout_advanced.chaos`` -> ``{min_success, drills: [drill with every default filled in]}``.
+
+    ``chaos`` is ``{min_success, drills: [{name, kind, ...}]}`` (None or {} - no drills); ``app_hosts`` the
+    target's app hosts in order (a drill's ``host`` defaults to the last one). Raises ChaosError.
+    """
+    chaos = chaos or {}
+    if not isinstance(chaos, dict):
+        raise ChaosError("%s: %r is not accepted (accepted: a mapping with drills and min_success)" % (FIELD, chaos))
+    unknown = sorted(set(chaos) - {"drills", "min_success"})
+    if unknown:
+        raise ChaosError("%s: unknown key(s) %s (accepted: drills, min_success)" % (FIELD, ", ".join(unknown)))
+    hosts = list(app_hosts or [])
+    drills = chaos.get("drills") or []
+    if not isinstance(drills, list):
+        raise ChaosError("%s.drills: %r is not a list of drills" % (FIELD, drills))
+    out = {"min_success": _number(FIELD + ".min_success", chaos.get("min_success", 0.95), 0, 1), "drills": []}
+    names = set()
+    for i, drill in enumerate(drills):
+        out["drills"].append(_drill("%s.drills[%d]" % (FIELD, i), drill, hosts, has_nats, names))
+    return out
+
+
+def _drill(where, drill, hosts, has_nats, names):
+    if not isinstance(drill, dict):
+        raise ChaosError("%s: %r is not a drill (a mapping with name and kind)" % (where, drill))
+    kind = drill.get("kind")
+    if kind not in KINDS:
+        raise ChaosError("%s.kind: %r is not accepted (accepted: %s)" % (where, kind, ", ".join(KINDS)))
+    accepted = {"name", "kind", "recovery_seconds"} | {
+        "kill_slot": {"host", "slot", "max_error_ratio"},
+        "freeze_consumer": {"host", "slot", "seconds", "max_pending"},
+        "metrics_unreachable": {"url"}}[kind]
+    unknown = sorted(set(drill) - accepted)
+    if unknown:
+        raise ChaosError("%s: unknown key(s) %s for kind %s (accepted: %s)"
+                         % (where, ", ".join(unknown), kind, ", ".join(sorted(accepted))))
+    name = drill.get("name")
+    if not isinstance(name, str) or not name.strip() or name in names:
+        raise ChaosError("%s.name: %r is not accepted (accepted: a name of its own, not empty)" % (where, name))
+    names.add(name)
+    out = {"name": name, "kind": kind,
+           "recovery_seconds": _number(where + ".recovery_seconds", drill.get("recovery_seconds", 30), 1, 3600, True)}
+    if kind in ("kill_slot", "freeze_consumer"):
+        if not hosts:
+            raise ChaosError("%s: the target has no app hosts to run the drill on" % where)
+        host = drill.get("host", hosts[-1])
+        if host not in hosts:
+            raise ChaosError("%s.host: %r is not an app host of the target (app hosts: %s)"
+                             % (where, host, ", ".join(hosts)))
+        slot = drill.get("slot", "stable")
+        if slot not in SLOTS:
+            raise ChaosError("%s.slot: %r is not accepted (accepted: %s)" % (where, slot, ", ".join(SLOTS)))
+        out.update(host=host, slot=slot)
+    if kind == "kill_slot":
+        out["max_error_ratio"] = _number(where + ".max_error_ratio", drill.get("max_error_ratio", 0.01), 0, 1)
+    elif kind == "freeze_consumer":
+        if not has_nats:
+            raise ChaosError("%s: kind freeze_consumer needs the target's nats (rollout_target.nats)" % where)
+        out["seconds"] = _number(where + ".seconds", drill.get("seconds", 5), 1, 600, True)
+        out["max_pending"] = _number(where + ".max_pending", drill.get("max_pending", 0), 0, 10 ** 9, True)
+    else:
+        url = drill.get("url", UNREACHABLE_URL)
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ChaosError("%s.url: %r is not accepted (accepted: an http:// or https:// URL that does not answer)"
+                             % (where, url))
+        out["url"] = url
+    return out
+
+
+def error_ratio(before, after):
+    """Clients' 5xx answers per request between two reads of a backend's servers (``haproxy_traffic``'s
+    ``before``: {server: {counters: {sessions, responses_5xx, ...}}}) -> (ratio or None, requests, 5xx).
+
+    None when HAProxy gave no counters, or when no request came in between (nothing was measured)."""
+    requests = errors = 0
+    for server, view in (after or {}).items():
+        now, then = (view or {}).get("counters") or {}, ((before or {}).get(server) or {}).get("counters") or {}
+        if now.get("sessions") is None or then.get("sessions") is None or now.get("responses_5xx") is None \
+                or then.get("responses_5xx") is None:
+            return None, requests, errors
+        # a counter that went down means HAProxy restarted: count from zero
+        requests += now["sessions"] - then["sessions"] if now["sessions"] >= then["sessions"] else now["sessions"]
+        errors += (now["responses_5xx"] - then["responses_5xx"] if now["responses_5xx"] >= then["responses_5xx"]
+                   else now["responses_5xx"])
+    if requests <= 0:
+        return None, requests, errors
+    return errors / float(requests), requests, errors
+
