@@ -345,6 +345,9 @@ def test_an_irreversible_release_is_held_not_rolled_back_until_a_person_decides(
     assert rc != 0 and "canary of v3 is HELD since" in out and "Nothing changed." in out, out[-3000:]
     rc, out = site.play("resolve_hold", "v3", timeout=300, extra={"rollout_hold_decision": "roll_back"})
     assert rc != 0 and "rollout_hold_reason" in out and "nothing changed" in out, out[-3000:]
+    # nor does the rollback playbook (an AWX workflow's failure edge) undo it
+    rc, out = site.play("rollback", "v3", timeout=300, extra={"reason": "an automatic failure edge"})
+    assert rc != 0 and "v3 is HELD in canary" in out and "nothing changed" in out, out[-3000:]
     assert (len(site.ledger()), site.weights(), site.versions(), site.env("app1", "canary")) == before
 
     # a roll_forward ends a hold (on a hold written here for a release that never ran: no traffic changes)
