@@ -9,6 +9,7 @@ and ``fsync``s the directory, so a reader sees the old content or the new, never
 content survives a crash once the call returns. It keeps what the replaced file had: its mode (unless a mode
 is given), its owner and group (as far as the process may set them), and - when an ``AnsibleModule`` is
 passed - its SELinux context, through ``module.atomic_move`` (which also honours ``unsafe_writes``).
+:func:`write_json_state` is the state file of the judge and the drift monitor written that way.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import json
 import os
 import stat
 import tempfile
@@ -95,3 +97,27 @@ def atomic_write(path, data, mode=None, new_mode=0o644, module=None):
             pass
         raise
     fsync_dir(directory)
+
+
+def write_json_state(path, state, module, field="state_file"):
+    """Write ``state`` as JSON (sorted keys; a new file gets mode 0600) to ``path`` unless it already holds
+    exactly that; returns whether the content changed. Nothing is written in check mode.
+
+    Raises :class:`AtomicWriteError` naming ``field`` and the path when the file cannot be written.
+    """
+    text = json.dumps(state, sort_keys=True, indent=1)
+    try:
+        with open(path) as fh:
+            if fh.read() == text:
+                return False
+    except OSError:
+        pass
+    if module.check_mode:
+        return True
+    try:
+        atomic_write(path, text, new_mode=0o600, module=module)
+    except AtomicWriteError as exc:
+        raise AtomicWriteError(str(exc).replace("path ", "%s " % field, 1))
+    except OSError as exc:
+        raise AtomicWriteError("%s %s: cannot write: %s" % (field, path, exc))
+    return True

@@ -15,9 +15,9 @@ Two grammars are read, because two kinds of consumer read them:
 :func:`split_duration` is the tokenizer both use; a caller that needs other units (nanoseconds, say)
 passes its own unit table. Plain Python, no I/O.
 
-Still a copy: ``jetstream_values.parse_duration`` (nanoseconds, ``-1`` for unlimited) and ``parse_size``. They
-were left alone while the NATS authentication change was under way in the JetStream files; the next change
-there should read durations with ``split_duration(text, <units in ns>, decimals=True)``.
+``jetstream_values.parse_duration`` (nanoseconds, ``-1`` for unlimited) reads the Go-style grammar with
+``split_duration(text, <units in ns>, decimals=True)`` and names an unknown unit with :func:`unknown_unit`.
+Sizes (``10GB``, ``512MiB``) are read in one place only, ``jetstream_values.parse_size``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -49,19 +49,40 @@ def _part_re(units, decimals):
     return _PART_RES[key]
 
 
+def _leading_parts(text, units, decimals):
+    """The ``<number><unit>`` parts at the start of ``text`` and where they end."""
+    parts = []
+    pos = 0
+    for m in _part_re(units, decimals).finditer(text):
+        if m.start() != pos:
+            break
+        parts.append((m.group(1), m.group(2)))
+        pos = m.end()
+    return parts, pos
+
+
 def split_duration(text, units, decimals=False):
     """The ``[(number_text, unit), ...]`` of ``text`` when it is nothing but ``<number><unit>`` parts
     (``1h30m``), else None. ``units`` names the accepted units; ``decimals`` allows ``1.5h``."""
     if not isinstance(text, str) or not text:
         return None
-    parts = []
-    pos = 0
-    for m in _part_re(units, decimals).finditer(text):
-        if m.start() != pos:
-            return None
-        parts.append((m.group(1), m.group(2)))
-        pos = m.end()
+    parts, pos = _leading_parts(text, units, decimals)
     return parts if pos == len(text) else None
+
+
+def unknown_unit(text, units, decimals=False):
+    """For a message on a text :func:`split_duration` refused: the unit written where the valid parts end
+    when it is not one of ``units`` (``x`` in ``1h30x``), else None."""
+    if not isinstance(text, str):
+        return None
+    pos = _leading_parts(text, units, decimals)[1]
+    unit = re.match(r"^[0-9.]*([^0-9.]*)", text[pos:]).group(1)
+    return unit if unit and unit not in units else None
+
+
+def is_plain_seconds(text):
+    """Whether ``text`` is a plain, unsigned number of seconds (``3600``, ``1.5``, ``.5``)."""
+    return bool(_PLAIN_SECONDS.match(text))
 
 
 def is_prometheus_duration(text):
@@ -112,7 +133,7 @@ def parse_go_duration(value, field):
         seconds = float(value)
     else:
         text = value.strip()
-        if _PLAIN_SECONDS.match(text):
+        if is_plain_seconds(text):
             seconds = float(text)
         else:
             parts = split_duration(text, GO_UNITS, decimals=True)

@@ -292,6 +292,17 @@ def render_changes(changes):
     return out
 
 
+def plan_result(module, plan, before, after, render, **result):
+    """The result of a module that applied (or, in check mode, would apply) ``plan``: changed, operation,
+    changes and msg; in diff mode the ``before`` and ``after`` configurations, as ``render`` shows them."""
+    result.update(changed=plan.changed, operation=plan.action, changes=render_changes(plan.changes),
+                  msg=plan.message + (" (check mode)" if module.check_mode and plan.changed else ""))
+    if module._diff:
+        result["diff"] = dict(before=render(before and before.get("config")),
+                              after=render(after.get("config")) if after else {})
+    return result
+
+
 def describe_server_rejection(name, changes, description):
     """Message for an update the server refused (beyond the known immutable fields)."""
     fields = ", ".join(sorted(changes)) or "none"
@@ -550,7 +561,7 @@ __all__ = ["ACK_POLICY_CHOICES", "CONSUMER_CREATE_DEFAULTS", "CONSUMER_DEFAULTS"
            "STREAM_FIELD_OPTION", "STREAM_OPTION_FIELDS", "build_consumer_config", "build_stream_config",
            "consumer_config_for_return", "consumer_info_for_return", "describe_server_rejection",
            "normalise_consumer_config", "normalise_stream_config", "ns_to_seconds", "plan_consumer",
-           "plan_stream", "render_changes", "render_consumer", "render_stream", "stream_config_for_return",
+           "plan_result", "plan_stream", "render_changes", "render_consumer", "render_stream", "stream_config_for_return",
            "stream_info_for_return", "DAY", "DURATION_HELP", "DURATION_UNITS", "HOUR", "INT32_MAX", "INT64_MAX",
            "JetStreamConfigError", "MINUTE", "MS", "NS", "SECOND", "SIZE_HELP", "SIZE_UNITS", "US", "WEEK",
            "check_bool", "check_choice", "check_name", "check_subject", "format_duration", "parse_count",

@@ -16,6 +16,9 @@ import math
 import re
 import time
 
+from ansible_collections.stagegate.rollout.plugins.module_utils.durations import (
+    is_plain_seconds, split_duration, unknown_unit)
+
 NS = 1
 US = 1000
 MS = 1000 * US
@@ -30,7 +33,6 @@ DURATION_UNITS = (
     ("d", DAY), ("w", WEEK),
 )
 _DURATION_UNIT = dict(DURATION_UNITS)
-_DURATION_PART = re.compile(u"([0-9]+(?:\\.[0-9]*)?|\\.[0-9]+)(ns|us|\u00b5s|ms|s|m|h|d|w)")
 DURATION_HELP = ("a duration like 72h, 30m, 1h30m, 90s, 500ms or 7d (units ns, us, ms, s, m, h, d, w), "
                  "or a number of seconds")
 
@@ -94,22 +96,15 @@ def parse_duration(value, field, unlimited=False, allow_zero=True):
             raise JetStreamConfigError("%s: %r is negative; expected %s" % (field, value, accepted))
         if text.startswith("+"):
             text = text[1:]
-        if re.match(r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)$", text):
+        if is_plain_seconds(text):
             ns = int(round(float(text) * SECOND))
         else:
-            pos = 0
-            total = 0.0
-            for m in _DURATION_PART.finditer(text):
-                if m.start() != pos:
-                    break
-                total += float(m.group(1)) * _DURATION_UNIT[m.group(2)]
-                pos = m.end()
-            if not text or pos != len(text):
-                bad = text[pos:] if text else text
-                unit = re.match(r"^[0-9.]*([^0-9.]*)", bad).group(1) if bad else ""
-                hint = (" (unknown unit %r)" % unit) if unit and unit not in _DURATION_UNIT else ""
+            parts = split_duration(text, _DURATION_UNIT, decimals=True)
+            if parts is None:
+                unit = unknown_unit(text, _DURATION_UNIT, decimals=True)
+                hint = (" (unknown unit %r)" % unit) if unit else ""
                 raise JetStreamConfigError("%s: %r is not a duration%s; expected %s" % (field, value, hint, accepted))
-            ns = int(round(total))
+            ns = int(round(sum(float(number) * _DURATION_UNIT[name] for number, name in parts)))
     else:
         raise JetStreamConfigError("%s: expected %s, got a %s" % (field, accepted, type(value).__name__))
     if ns > INT64_MAX:

@@ -24,7 +24,7 @@ import os
 import re
 import traceback
 
-from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
 DEFAULT_SERVER = "nats://127.0.0.1:4222"
 SCHEMES = ("nats", "tls", "ws", "wss")
@@ -341,6 +341,39 @@ def prepare_module_connection(module, conn):
     except NatsLibraryMissing as exc:
         module.fail_json(msg=str(exc), exception=exc.exception)
     return conn
+
+
+class NatsModule(AnsibleModule):
+    """An AnsibleModule that talks to a NATS server: the connection options (``nats_argument_spec``) beside its
+    own, the options checked before anything connects, the connection's secrets ``no_log`` and redacted
+    from its failures, nats-py checked once (:func:`prepare_module_connection`)."""
+
+    def __init__(self, argument_spec, mutually_exclusive=(), **kwargs):
+        AnsibleModule.__init__(self, argument_spec=nats_argument_spec(**argument_spec),
+                               mutually_exclusive=NATS_MUTUALLY_EXCLUSIVE + list(mutually_exclusive), **kwargs)
+        self.conn = None
+
+    def check_options(self, check, **result):
+        """``check()`` (it validates the module's own options: a ValueError naming the field) and the
+        connection options, before anything connects; returns what ``check()`` returns, or fails with
+        the message (and ``result``)."""
+        try:
+            checked = check()
+            self.conn = NatsConnectionParams.from_params(self.params)
+        except ValueError as exc:       # JetStreamConfigError, NatsConfigError
+            self.fail_json(msg=str(exc), **result)
+        prepare_module_connection(self, self.conn)
+        return checked
+
+    def fail_redacted(self, exc, **result):
+        """Fail with ``exc``'s message, the connection's secrets and URL userinfo removed."""
+        self.fail_json(msg=self.conn.redact(str(exc)), **result)
+
+
+def run_nats_module(run, argument_spec, **kwargs):
+    """A NATS module's main(): ``run(module)`` returns the result the task exits with."""
+    module = NatsModule(argument_spec, **kwargs)
+    module.exit_json(**run(module))
 
 
 def describe_connect_error(exc, errors=()):

@@ -171,20 +171,87 @@ import json
 import os
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.stagegate.rollout.plugins.module_utils.atomic_file import AtomicWriteError, atomic_write
+from ansible_collections.stagegate.rollout.plugins.module_utils.atomic_file import AtomicWriteError, write_json_state
 from ansible_collections.stagegate.rollout.plugins.module_utils.drift_monitor import Cusum, DriftError
 from ansible_collections.stagegate.rollout.plugins.module_utils.durations import parse_go_duration
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import MetricError
-from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import build_provider
-from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec import PROVIDER_OPTIONS, protect_module
-from ansible_collections.stagegate.rollout.plugins.module_utils.redact import scrub
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_module import run_metric_module
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec import PROVIDER_OPTIONS
+
+
+def monitor(module):
+    """Feed the values (given, or read with the query) into the saved CUSUM; returns the module's result."""
+    p = module.params
+    try:
+        escalate_after = parse_go_duration(p["escalate_after"].lower(), "escalate_after")
+    except ValueError:
+        module.fail("escalate_after must be seconds or a duration like 24h, 90m, 1d12h; got %r" % p["escalate_after"])
+    if p["value"] is None and p["values"] is None and p["query"] is None and not p["reset"]:
+        module.fail("give value, values or query (or reset: true)")
+
+    try:
+        cusum = Cusum(target=p["target"], sigma=p["sigma"], k=p["k"], h=p["h"],
+                      escalate_after=escalate_after, warmup=p["warmup"])
+    except DriftError as exc:
+        module.fail(to_native(exc))
+
+    if p["state_file"] and os.path.exists(p["state_file"]):
+        try:
+            with open(p["state_file"]) as fh:
+                saved = Cusum.from_state(json.load(fh))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            module.fail("state_file %s: not a usable drift monitor state: %s" % (p["state_file"], to_native(exc)))
+        # declared parameters win over the saved ones; the statistics carry over
+        mismatch = [name for name, new, old in (("target", p["target"], saved.target), ("sigma", p["sigma"], saved.sigma),
+                                                ("k", p["k"], saved.k), ("h", p["h"], saved.h))
+                    if new is not None and old is not None and float(new) != float(old)]
+        if mismatch and not p["reset"]:
+            module.fail("state_file %s was made with different %s; use reset: true to start over with the new "
+                        "parameters" % (p["state_file"], ", ".join(mismatch)))
+        saved.escalate_after = escalate_after
+        cusum = saved
+
+    now = time.time()
+    if p["reset"]:
+        cusum.reset(now=now)
+
+    values = []
+    if p["value"] is not None:
+        values = [p["value"]]
+    elif p["values"] is not None:
+        values = p["values"]
+    elif p["query"] is not None:
+        provider = module.provider(p["provider"])
+        try:
+            values = [provider.scalar(p["query"])]
+        except MetricError as exc:
+            module.fail("query %r: %s" % (p["query"], to_native(exc)))
+
+    status = cusum.status(now)
+    try:
+        for v in values:
+            status = cusum.update(v, now=now)
+    except DriftError as exc:
+        module.fail(to_native(exc))
+
+    state = cusum.to_state()
+    changed = False
+    if p["state_file"]:
+        try:
+            changed = write_json_state(p["state_file"], state, module)
+        except AtomicWriteError as exc:
+            module.fail(to_native(exc))
+    return dict(changed=changed, alarm=status["alarm"], escalate=status["escalate"],
+                direction=status["direction"], alarm_since=status["alarm_since"],
+                alarm_seconds=status["alarm_seconds"], s_pos=status["s_pos"], s_neg=status["s_neg"],
+                n=status["n"], status=status, state=state, values=values)
 
 
 def main():
-    module = AnsibleModule(
+    run_metric_module(
+        monitor,
         argument_spec=dict(
             value=dict(type="float"),
             values=dict(type="list", elements="float"),
@@ -203,83 +270,6 @@ def main():
         required_by={"query": "provider"},
         supports_check_mode=True,
     )
-    p = module.params
-    # the provider's secrets (token, password, URL userinfo) are no_log and scrubbed from every message
-    secrets = protect_module(module)
-    try:
-        escalate_after = parse_go_duration(p["escalate_after"].lower(), "escalate_after")
-    except ValueError:
-        module.fail_json(msg="escalate_after must be seconds or a duration like 24h, 90m, 1d12h; got %r" % p["escalate_after"])
-    if p["value"] is None and p["values"] is None and p["query"] is None and not p["reset"]:
-        module.fail_json(msg="give value, values or query (or reset: true)")
-
-    def fresh():
-        return Cusum(target=p["target"], sigma=p["sigma"], k=p["k"], h=p["h"],
-                     escalate_after=escalate_after, warmup=p["warmup"])
-
-    try:
-        cusum = fresh()
-    except DriftError as exc:
-        module.fail_json(msg=to_native(exc))
-
-    old_text = None
-    if p["state_file"] and os.path.exists(p["state_file"]):
-        try:
-            with open(p["state_file"]) as fh:
-                old_text = fh.read()
-            saved = Cusum.from_state(json.loads(old_text))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            module.fail_json(msg="state_file %s: not a usable drift monitor state: %s" % (p["state_file"], to_native(exc)))
-        # declared parameters win over the saved ones; the statistics carry over
-        mismatch = [name for name, new, old in (("target", p["target"], saved.target), ("sigma", p["sigma"], saved.sigma),
-                                                ("k", p["k"], saved.k), ("h", p["h"], saved.h))
-                    if new is not None and old is not None and float(new) != float(old)]
-        if mismatch and not p["reset"]:
-            module.fail_json(msg="state_file %s was made with different %s; use reset: true to start over with the new "
-                                 "parameters" % (p["state_file"], ", ".join(mismatch)))
-        saved.escalate_after = escalate_after
-        cusum = saved
-
-    now = time.time()
-    if p["reset"]:
-        cusum.reset(now=now)
-
-    values = []
-    if p["value"] is not None:
-        values = [p["value"]]
-    elif p["values"] is not None:
-        values = p["values"]
-    elif p["query"] is not None:
-        try:
-            provider = build_provider(p["provider"])
-            values = [provider.scalar(p["query"])]
-        except MetricError as exc:
-            module.fail_json(msg=scrub("query %r: %s" % (p["query"], to_native(exc)), secrets))
-        except (ValueError, TypeError) as exc:
-            module.fail_json(msg=scrub("provider: %s" % to_native(exc), secrets))
-
-    status = cusum.status(now)
-    try:
-        for v in values:
-            status = cusum.update(v, now=now)
-    except DriftError as exc:
-        module.fail_json(msg=to_native(exc))
-
-    state = cusum.to_state()
-    new_text = json.dumps(state, sort_keys=True, indent=1)
-    changed = bool(p["state_file"]) and new_text != old_text
-    if changed and not module.check_mode:
-        try:
-            atomic_write(p["state_file"], new_text, new_mode=0o600, module=module)
-        except AtomicWriteError as exc:
-            module.fail_json(msg=to_native(exc).replace("path ", "state_file ", 1))
-        except OSError as exc:
-            module.fail_json(msg="state_file %s: cannot write: %s" % (p["state_file"], to_native(exc)))
-
-    module.exit_json(changed=changed, alarm=status["alarm"], escalate=status["escalate"],
-                     direction=status["direction"], alarm_since=status["alarm_since"],
-                     alarm_seconds=status["alarm_seconds"], s_pos=status["s_pos"], s_neg=status["s_neg"],
-                     n=status["n"], status=status, state=state, values=values)
 
 
 if __name__ == "__main__":

@@ -229,15 +229,11 @@ diff:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
-
 from ansible_collections.stagegate.rollout.plugins.module_utils.jetstream_config import (
     CONSUMER_DEFAULTS, JetStreamConfigError, build_consumer_config, check_name, consumer_info_for_return,
-    plan_consumer, render_changes, render_consumer)
+    plan_consumer, plan_result, render_changes, render_consumer)
 from ansible_collections.stagegate.rollout.plugins.module_utils.nats_connection import (
-    JetStreamApiError, NATS_MUTUALLY_EXCLUSIVE, NatsConfigError, NatsConnectionParams, NatsError, NatsSession,
-    nats_argument_spec, prepare_module_connection)
+    JetStreamApiError, NatsConfigError, NatsError, NatsSession, run_nats_module)
 
 
 def create_consumer(session, stream, config, action="create"):
@@ -320,54 +316,32 @@ def apply_plan(module, session, plan, stream, name, current):
                          changes=render_changes(plan.changes), consumer={})
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=nats_argument_spec(
-            stream=dict(type="str", required=True),
-            name=dict(type="str", required=True),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            description=dict(type="str"),
-            filter_subject=dict(type="str"),
-            deliver_policy=dict(type="str", choices=["all", "last", "new", "by_start_sequence", "by_start_time",
-                                                     "last_per_subject"]),
-            start_sequence=dict(type="int"),
-            start_time=dict(type="str"),
-            ack_policy=dict(type="str", choices=["explicit", "all", "none"]),
-            ack_wait=dict(type="raw"),
-            max_deliver=dict(type="int"),
-            max_ack_pending=dict(type="int"),
-            recreate=dict(type="bool", default=False),
-            replay_from_seq=dict(type="int"),
-            replay_from_time=dict(type="str"),
-        ),
-        mutually_exclusive=NATS_MUTUALLY_EXCLUSIVE + [("replay_from_seq", "replay_from_time")],
-        supports_check_mode=True,
-    )
+def consumer_options(p):
+    """``(stream, desired config, replay)`` of the options; JetStreamConfigError naming the field."""
+    if p["state"] == "present":
+        return build_consumer_config(p)
+    stream = check_name(p["stream"], "stream", "stream")
+    name = check_name(p["name"], "name", "consumer")
+    if p["replay_from_seq"] is not None or p["replay_from_time"] is not None:
+        raise JetStreamConfigError("replay_from_seq/replay_from_time need state: present")
+    return stream, {"durable_name": name, "name": name}, None
+
+
+def manage_consumer(module):
+    """Bring the consumer to O(state) (everything is validated before connecting); returns the module's result."""
     p = module.params
     state = p["state"]
-    try:
-        if state == "present":
-            stream, desired, replay = build_consumer_config(p)
-        else:
-            stream = check_name(p["stream"], "stream", "stream")
-            name = check_name(p["name"], "name", "consumer")
-            desired, replay = {"durable_name": name, "name": name}, None
-            if p["replay_from_seq"] is not None or p["replay_from_time"] is not None:
-                raise JetStreamConfigError("replay_from_seq/replay_from_time need state: present")
-        conn = NatsConnectionParams.from_params(p)
-    except (JetStreamConfigError, NatsConfigError) as exc:
-        module.fail_json(msg=to_native(exc), changed=False)
-    prepare_module_connection(module, conn)
+    stream, desired, replay = module.check_options(lambda: consumer_options(p), changed=False)
 
     name = desired["durable_name"]
     result = {}
     try:
-        with NatsSession(conn) as session:
+        with NatsSession(module.conn) as session:
             stream_info = session.stream_info(stream)
             if stream_info is None:
                 if state == "absent":
-                    module.exit_json(changed=False, operation="none", changes={}, consumer={},
-                                     msg="stream %s does not exist, so neither does consumer %s" % (stream, name))
+                    return dict(changed=False, operation="none", changes={}, consumer={},
+                                msg="stream %s does not exist, so neither does consumer %s" % (stream, name))
                 module.fail_json(msg="stream: stream %s does not exist; create it first (stagegate.rollout."
                                      "jetstream_stream)" % stream, changed=False)
             current = session.consumer_info(stream, name)
@@ -397,15 +371,35 @@ def main():
             else:
                 after = apply_plan(module, session, plan, stream, name, current)
     except (NatsError, NatsConfigError) as exc:
-        module.fail_json(msg=conn.redact(to_native(exc)), changed=False)
+        module.fail_redacted(exc, changed=False)
+    return plan_result(module, plan, current, after, render_consumer, consumer=consumer_info_for_return(after),
+                       **result)
 
-    msg = plan.message + (" (check mode)" if module.check_mode and plan.changed else "")
-    result.update(changed=plan.changed, operation=plan.action, changes=render_changes(plan.changes),
-                  consumer=consumer_info_for_return(after), msg=msg)
-    if module._diff:
-        result["diff"] = dict(before=render_consumer(current and current.get("config")),
-                              after=render_consumer(after.get("config")) if after else {})
-    module.exit_json(**result)
+
+def main():
+    run_nats_module(
+        manage_consumer,
+        argument_spec=dict(
+            stream=dict(type="str", required=True),
+            name=dict(type="str", required=True),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            description=dict(type="str"),
+            filter_subject=dict(type="str"),
+            deliver_policy=dict(type="str", choices=["all", "last", "new", "by_start_sequence", "by_start_time",
+                                                     "last_per_subject"]),
+            start_sequence=dict(type="int"),
+            start_time=dict(type="str"),
+            ack_policy=dict(type="str", choices=["explicit", "all", "none"]),
+            ack_wait=dict(type="raw"),
+            max_deliver=dict(type="int"),
+            max_ack_pending=dict(type="int"),
+            recreate=dict(type="bool", default=False),
+            replay_from_seq=dict(type="int"),
+            replay_from_time=dict(type="str"),
+        ),
+        mutually_exclusive=[("replay_from_seq", "replay_from_time")],
+        supports_check_mode=True,
+    )
 
 
 if __name__ == "__main__":

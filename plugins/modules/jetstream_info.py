@@ -126,14 +126,10 @@ account:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
-
 from ansible_collections.stagegate.rollout.plugins.module_utils.jetstream_config import (
-    JetStreamConfigError, check_name, consumer_info_for_return, render_stream, stream_info_for_return)
+    check_name, consumer_info_for_return, render_stream, stream_info_for_return)
 from ansible_collections.stagegate.rollout.plugins.module_utils.nats_connection import (
-    NATS_MUTUALLY_EXCLUSIVE, NatsConfigError, NatsConnectionParams, NatsError, NatsSession, nats_argument_spec,
-    prepare_module_connection)
+    NatsConfigError, NatsError, NatsSession, run_nats_module)
 
 
 def describe(session, info, with_consumers):
@@ -144,31 +140,20 @@ def describe(session, info, with_consumers):
     return out
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=nats_argument_spec(
-            stream=dict(type="str"),
-            consumer=dict(type="str"),
-            consumers=dict(type="bool", default=True),
-        ),
-        mutually_exclusive=NATS_MUTUALLY_EXCLUSIVE,
-        required_by={"consumer": "stream"},
-        supports_check_mode=True,
-    )
+def read_info(module):
+    """The account, the streams (or the one asked) and their consumers; returns the module's result."""
     p = module.params
-    try:
+
+    def check_names():
         if p["stream"] is not None:
             check_name(p["stream"], "stream", "stream")
         if p["consumer"] is not None:
             check_name(p["consumer"], "consumer", "consumer")
-        conn = NatsConnectionParams.from_params(p)
-    except (JetStreamConfigError, NatsConfigError) as exc:
-        module.fail_json(msg=to_native(exc))
-    prepare_module_connection(module, conn)
 
+    module.check_options(check_names)
     result = dict(changed=False)
     try:
-        with NatsSession(conn) as session:
+        with NatsSession(module.conn) as session:
             result["account"] = session.account_info()
             if p["stream"] is None:
                 result["streams"] = [describe(session, i, p["consumers"]) for i in session.list_streams()]
@@ -183,8 +168,21 @@ def main():
                     result["consumer"] = consumer_info_for_return(consumer)
                     result["exists"] = bool(stream) and consumer is not None
     except (NatsError, NatsConfigError) as exc:
-        module.fail_json(msg=conn.redact(to_native(exc)))
-    module.exit_json(**result)
+        module.fail_redacted(exc)
+    return result
+
+
+def main():
+    run_nats_module(
+        read_info,
+        argument_spec=dict(
+            stream=dict(type="str"),
+            consumer=dict(type="str"),
+            consumers=dict(type="bool", default=True),
+        ),
+        required_by={"consumer": "stream"},
+        supports_check_mode=True,
+    )
 
 
 if __name__ == "__main__":

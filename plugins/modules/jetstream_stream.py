@@ -251,15 +251,11 @@ diff:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
-
 from ansible_collections.stagegate.rollout.plugins.module_utils.jetstream_config import (
-    JetStreamConfigError, STREAM_DEFAULTS, build_stream_config, check_name, describe_server_rejection,
-    normalise_stream_config, plan_stream, render_changes, render_stream, stream_config_for_return)
+    STREAM_DEFAULTS, build_stream_config, check_name, describe_server_rejection, normalise_stream_config,
+    plan_result, plan_stream, render_changes, render_stream, stream_config_for_return)
 from ansible_collections.stagegate.rollout.plugins.module_utils.nats_connection import (
-    JetStreamApiError, NATS_MUTUALLY_EXCLUSIVE, NatsConfigError, NatsConnectionParams, NatsError, NatsSession,
-    nats_argument_spec, prepare_module_connection)
+    JetStreamApiError, NatsConfigError, NatsError, NatsSession, run_nats_module)
 
 _info = NatsSession.api_info
 
@@ -328,9 +324,38 @@ def predicted(plan, current):
     return out
 
 
+def manage_stream(module):
+    """Bring the stream to O(state) (everything is validated before connecting); returns the module's result."""
+    p = module.params
+    state = p["state"]
+    desired = module.check_options(
+        lambda: build_stream_config(p) if state == "present" else {"name": check_name(p["name"], "name", "stream")},
+        changed=False)
+    name = desired["name"]
+    try:
+        with NatsSession(module.conn) as session:
+            current = get_stream(session, name)
+            plan = plan_stream(desired, current and current.get("config"), state=state, recreate=p["recreate"])
+            if plan.action == "blocked":
+                module.fail_json(msg=plan.message, operation="blocked", changes=render_changes(plan.changes),
+                                 stream=stream_config_for_return(current and current.get("config")),
+                                 stream_state=(current or {}).get("state", {}), changed=False)
+            if plan.action == "none":
+                after = current or {}
+            elif module.check_mode:
+                after = predicted(plan, current)
+            else:
+                after = apply_plan(module, session, plan, name, current) or {}
+    except (NatsError, NatsConfigError) as exc:
+        module.fail_redacted(exc, changed=False)
+    return plan_result(module, plan, current, after, render_stream,
+                       stream=stream_config_for_return(after.get("config")), stream_state=after.get("state") or {})
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=nats_argument_spec(
+    run_nats_module(
+        manage_stream,
+        argument_spec=dict(
             name=dict(type="str", required=True),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             subjects=dict(type="list", elements="str"),
@@ -349,49 +374,9 @@ def main():
             deny_purge=dict(type="bool"),
             recreate=dict(type="bool", default=False),
         ),
-        mutually_exclusive=NATS_MUTUALLY_EXCLUSIVE,
         required_if=[("state", "present", ["subjects"])],
         supports_check_mode=True,
     )
-    p = module.params
-    state = p["state"]
-
-    # everything is validated before connecting
-    try:
-        if state == "present":
-            desired = build_stream_config(p)
-        else:
-            desired = {"name": check_name(p["name"], "name", "stream")}
-        conn = NatsConnectionParams.from_params(p)
-    except (JetStreamConfigError, NatsConfigError) as exc:
-        module.fail_json(msg=to_native(exc), changed=False)
-    prepare_module_connection(module, conn)
-
-    name = desired["name"]
-    try:
-        with NatsSession(conn) as session:
-            current = get_stream(session, name)
-            plan = plan_stream(desired, current and current.get("config"), state=state, recreate=p["recreate"])
-            if plan.action == "blocked":
-                module.fail_json(msg=plan.message, operation="blocked", changes=render_changes(plan.changes),
-                                 stream=stream_config_for_return(current and current.get("config")),
-                                 stream_state=(current or {}).get("state", {}), changed=False)
-            if plan.action == "none":
-                after = current or {}
-            elif module.check_mode:
-                after = predicted(plan, current)
-            else:
-                after = apply_plan(module, session, plan, name, current) or {}
-    except (NatsError, NatsConfigError) as exc:
-        module.fail_json(msg=conn.redact(to_native(exc)), changed=False)
-
-    result = dict(changed=plan.changed, operation=plan.action, changes=render_changes(plan.changes),
-                  stream=stream_config_for_return(after.get("config")), stream_state=after.get("state") or {},
-                  msg=plan.message + (" (check mode)" if module.check_mode and plan.changed else ""))
-    if module._diff:
-        result["diff"] = dict(before=render_stream(current and current.get("config")),
-                              after=render_stream(after.get("config")) if after else {})
-    module.exit_json(**result)
 
 
 if __name__ == "__main__":

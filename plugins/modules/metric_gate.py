@@ -470,14 +470,13 @@ providers:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.fast_abort import (
     ON_FAIL_OPTIONS, abort_traffic, check_on_fail, describe)
-from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import MetricError, seconds_text
-from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import build_provider
-from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec import PROVIDER_OPTIONS, protect_module
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import seconds_text
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_module import run_metric_module
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec import PROVIDER_OPTIONS
 from ansible_collections.stagegate.rollout.plugins.module_utils.redact import scrub
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_checks import (
     CheckSpecError, evaluate_check, validate_checks)
@@ -531,36 +530,26 @@ def argument_spec():
     )
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    secrets = protect_module(module)
-
-    def fail(msg, **result):
-        module.fail_json(msg=scrub(msg, secrets), **scrub(result, secrets))
-
+def evaluate_gate(module):
     p = module.params
     if p["timeout"] <= 0:
-        fail("timeout must be > 0 seconds (the budget of one evaluation of all the checks), got %r" % p["timeout"])
+        module.fail("timeout must be > 0 seconds (the budget of one evaluation of all the checks), got %r"
+                    % p["timeout"])
     problem = check_on_fail(p["on_fail"])
     if problem:
-        fail(problem)
+        module.fail(problem)
     try:
         interval, duration = gate_schedule(p["interval"], p["duration"])
         checks = validate_checks(p["checks"], provider=p["provider"], variables=p["vars"], on_no_data=p["on_no_data"],
                                  failure_limit=p["failure_limit"], consecutive_failures=p["consecutive_failures"])
     except CheckSpecError as exc:
-        fail(to_native(exc))
+        module.fail(to_native(exc))
 
     providers = {}
     for check in checks:
         key = check["provider_key"]
         if key not in providers:
-            try:
-                providers[key] = build_provider(check["provider"])
-            except MetricError as exc:
-                fail("checks %s: provider: %s" % (check["name"], to_native(exc)))
-    for prov in providers.values():
-        secrets = sorted(set(secrets) | set(prov.secrets()), key=len, reverse=True)
+            providers[key] = module.provider(check["provider"], field="checks %s: provider" % check["name"])
 
     undone = []             # checks of the current round asked after its deadline had passed
 
@@ -568,7 +557,7 @@ def main():
         prov = providers[check["provider_key"]]
         if prov.deadline_passed():
             undone.append(check["name"])
-        return scrub(evaluate_check(check, prov), secrets)
+        return scrub(evaluate_check(check, prov), module.secrets)
 
     def before_round():
         del undone[:]
@@ -576,29 +565,33 @@ def main():
             prov.begin_round(budget=p["timeout"])
 
     started = time.monotonic()
-    run = output(run_gate(checks, evaluate, interval=interval, duration=duration, before_round=before_round))
-    if run["verdict"] == "fail" and p["on_fail"]:
-        run["on_fail"] = abort_traffic(p["on_fail"], time.time(), check_mode=module.check_mode)
-        run["changed"] = run["on_fail"]["changed"]
-    run["elapsed"] = round(time.monotonic() - started, 3)
-    run["providers"] = [prov.describe() for prov in providers.values()]
-    run.setdefault("changed", False)
-    run = scrub(run, secrets)
-    summary = run["summary"]
+    gate = output(run_gate(checks, evaluate, interval=interval, duration=duration, before_round=before_round))
+    if gate["verdict"] == "fail" and p["on_fail"]:
+        gate["on_fail"] = abort_traffic(p["on_fail"], time.time(), check_mode=module.check_mode)
+        gate["changed"] = gate["on_fail"]["changed"]
+    gate["elapsed"] = round(time.monotonic() - started, 3)
+    gate["providers"] = [prov.describe() for prov in providers.values()]
+    gate.setdefault("changed", False)
+    gate = scrub(gate, module.secrets)
+    summary = gate["summary"]
     if undone:
         budget = min(b for b in [prov.budget() for prov in providers.values()] + [p["timeout"]] if b is not None)
-        run["deadline_passed"] = True
+        gate["deadline_passed"] = True
         summary = ("the evaluation's deadline (%s s) passed; left undone: %s; %s"
                    % (seconds_text(budget), ", ".join(undone), summary))
-        run["summary"] = summary
-    if run.get("on_fail"):
-        summary = run["summary"] = "%s; fast abort: %s" % (summary, describe(run["on_fail"]))
-    verdict = run["verdict"]
+        gate["summary"] = summary
+    if gate.get("on_fail"):
+        summary = gate["summary"] = "%s; fast abort: %s" % (summary, describe(gate["on_fail"]))
+    verdict = gate["verdict"]
     if verdict == "fail" and p["fail_on_violation"]:
-        fail("metric gate failed: %s" % summary, **run)
+        module.fail("metric gate failed: %s" % summary, **gate)
     if verdict == "inconclusive" and p["fail_on_inconclusive"]:
-        fail("metric gate inconclusive: %s" % summary, **run)
-    module.exit_json(msg=scrub(summary, secrets), **run)
+        module.fail("metric gate inconclusive: %s" % summary, **gate)
+    return dict(gate, msg=summary)
+
+
+def main():
+    run_metric_module(evaluate_gate, argument_spec=argument_spec(), supports_check_mode=True)
 
 
 if __name__ == "__main__":

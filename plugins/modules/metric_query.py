@@ -124,19 +124,59 @@ provider:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import MetricError, jsonable
-from ansible_collections.stagegate.rollout.plugins.module_utils.metric_providers import build_provider
-from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec import (
-    PROVIDER_OPTIONS, protect_module, query_dialect)
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_module import run_metric_module
+from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec import PROVIDER_OPTIONS, query_dialect
 from ansible_collections.stagegate.rollout.plugins.module_utils.query_template import render_query
-from ansible_collections.stagegate.rollout.plugins.module_utils.redact import scrub
+
+
+def run_queries(module):
+    p = module.params
+    if not p["provider"]:
+        module.fail("provider is required (for example {type: prometheus, url: http://127.0.0.1:9090}), "
+                    "directly or through module_defaults of group/stagegate.rollout.metrics")
+    named = {"query": p["query"]} if p["query"] is not None else dict(p["queries"])
+    if not named:
+        module.fail("queries must hold at least one name: query")
+    provider = module.provider(p["provider"])
+    dialect = query_dialect(p["provider"])
+    rendered = {}
+    for name, text in named.items():
+        field = "query" if p["query"] is not None else "queries.%s" % name
+        if not isinstance(text, str):
+            module.fail("%s must be a query string, got %r" % (field, text))
+        try:
+            rendered[name] = render_query(text, p["vars"] or {}, dialect, field)
+        except ValueError as exc:
+            module.fail(to_native(exc))
+
+    series = {}
+    scalars = {}
+    provider.begin_round()          # one evaluation: provider.deadline bounds all the queries together
+    for name, expr in rendered.items():
+        try:
+            if p["start"] is not None:
+                samples = provider.query_range(expr, p["start"], p["end"], p["step"])
+            else:
+                samples = provider.query(expr, at=p["at"])
+        except MetricError as exc:
+            left = [n for n in rendered if n not in series and n != name]
+            module.fail("%s: %s%s" % ("query" if p["query"] is not None else "queries.%s" % name, to_native(exc),
+                                      "; not run: %s" % ", ".join(left) if left else ""), series=series)
+        series[name] = jsonable([dict(s) for s in samples])
+        scalars[name] = jsonable(samples[0].value) if len(samples) == 1 else None
+    out = dict(changed=False, series=series, scalars=scalars, provider=provider.describe())
+    if p["query"] is not None:
+        out["samples"] = series["query"]
+        out["value"] = scalars["query"]
+    return out
 
 
 def main():
-    module = AnsibleModule(
+    run_metric_module(
+        run_queries,
         argument_spec=dict(
             provider=dict(type="dict", options=PROVIDER_OPTIONS),
             query=dict(type="str"),
@@ -152,54 +192,6 @@ def main():
         required_together=[("start", "end", "step")],
         supports_check_mode=True,
     )
-    secrets = protect_module(module)
-
-    def fail(msg, **result):
-        module.fail_json(msg=scrub(msg, secrets), **scrub(result, secrets))
-
-    p = module.params
-    if not p["provider"]:
-        fail("provider is required (for example {type: prometheus, url: http://127.0.0.1:9090}), "
-             "directly or through module_defaults of group/stagegate.rollout.metrics")
-    named = {"query": p["query"]} if p["query"] is not None else dict(p["queries"])
-    if not named:
-        fail("queries must hold at least one name: query")
-    try:
-        provider = build_provider(p["provider"])
-    except MetricError as exc:
-        fail("provider: %s" % to_native(exc))
-    secrets = sorted(set(secrets) | set(provider.secrets()), key=len, reverse=True)
-    dialect = query_dialect(p["provider"])
-    rendered = {}
-    for name, text in named.items():
-        field = "query" if p["query"] is not None else "queries.%s" % name
-        if not isinstance(text, str):
-            fail("%s must be a query string, got %r" % (field, text))
-        try:
-            rendered[name] = render_query(text, p["vars"] or {}, dialect, field)
-        except ValueError as exc:
-            fail(to_native(exc))
-
-    series = {}
-    scalars = {}
-    provider.begin_round()          # one evaluation: provider.deadline bounds all the queries together
-    for name, expr in rendered.items():
-        try:
-            if p["start"] is not None:
-                samples = provider.query_range(expr, p["start"], p["end"], p["step"])
-            else:
-                samples = provider.query(expr, at=p["at"])
-        except MetricError as exc:
-            left = [n for n in rendered if n not in series and n != name]
-            fail("%s: %s%s" % ("query" if p["query"] is not None else "queries.%s" % name, to_native(exc),
-                               "; not run: %s" % ", ".join(left) if left else ""), series=series)
-        series[name] = jsonable([dict(s) for s in samples])
-        scalars[name] = jsonable(samples[0].value) if len(samples) == 1 else None
-    out = dict(changed=False, series=series, scalars=scalars, provider=provider.describe())
-    if p["query"] is not None:
-        out["samples"] = series["query"]
-        out["value"] = scalars["query"]
-    module.exit_json(**scrub(out, secrets))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import os
 import stat
 
@@ -16,7 +17,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.atomic_file import (
-    AtomicWriteError, atomic_write, fsync_dir)
+    AtomicWriteError, atomic_write, fsync_dir, write_json_state)
 
 
 def _mode(path):
@@ -87,3 +88,21 @@ def test_through_a_module_atomic_move_keeps_mode_or_sets_the_one_asked(tmp_path)
 def test_fsync_dir_ignores_what_cannot_be_synced(tmp_path):
     fsync_dir(str(tmp_path))
     fsync_dir(str(tmp_path / "missing"))
+
+
+class _CheckMode:
+    def __init__(self, check_mode):
+        self.check_mode = check_mode
+
+    def atomic_move(self, src, dest):
+        os.rename(src, dest)
+
+
+def test_write_json_state_writes_only_what_changed_and_nothing_in_check_mode(tmp_path):
+    path = tmp_path / "state.json"
+    assert write_json_state(str(path), {"b": 1, "a": 2}, _CheckMode(True)) and not path.exists()
+    assert write_json_state(str(path), {"b": 1, "a": 2}, _CheckMode(False))
+    assert json.loads(path.read_text()) == {"a": 2, "b": 1} and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert not write_json_state(str(path), {"a": 2, "b": 1}, _CheckMode(False))
+    with pytest.raises(AtomicWriteError, match="^state_file .*: directory .* does not exist"):
+        write_json_state(str(tmp_path / "no" / "state.json"), {}, _CheckMode(False))

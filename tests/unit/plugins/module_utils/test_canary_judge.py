@@ -583,9 +583,10 @@ def test_module_queries_loop_origin_and_restart(tmp_path, capsys, monkeypatch):
               reading(102000, 1020, 500, 40),        # canary restarted: counter below origin
               ] + [reading(102000 + 1000 * i, 1020 + 10 * i, 500 + 1000 * i, 40 + 60 * i) for i in range(1, 40)]
     fake = _FakeProvider(script)
-    monkeypatch.setattr(mod, "build_provider", lambda params: fake, raising=False)
-    monkeypatch.setattr(mod, "MetricError", RuntimeError, raising=False)
-    monkeypatch.setattr(mod.time, "sleep", lambda s: None)
+    from ansible_collections.stagegate.rollout.plugins.module_utils import judge_session, metric_module
+    monkeypatch.setattr(metric_module, "build_provider", lambda params: fake)
+    monkeypatch.setattr(metric_module, "MetricError", RuntimeError)
+    monkeypatch.setattr(judge_session.time, "sleep", lambda s: None)
     queries = {arm: {"requests": arm + ":requests", "errors": arm + ":errors", "latency_buckets": arm + ":buckets"}
                for arm in ("baseline", "canary")}
     out = run_module({"queries": queries, "provider": {"type": "prometheus", "url": "http://127.0.0.1:9"}, "interval": 1, "timeout": 3600,

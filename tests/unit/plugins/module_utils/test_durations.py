@@ -10,8 +10,8 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.durations import (
-    GO_UNITS, PROMETHEUS_UNITS, is_prometheus_duration, parse_duration, parse_go_duration, parse_seconds,
-    split_duration)
+    GO_UNITS, PROMETHEUS_UNITS, is_plain_seconds, is_prometheus_duration, parse_duration, parse_go_duration,
+    parse_seconds, split_duration, unknown_unit)
 
 
 def test_split_duration_needs_the_whole_text_in_parts():
@@ -33,6 +33,17 @@ def test_prometheus_durations(text, seconds):
 def test_prometheus_duration_refusals_name_the_field(value):
     with pytest.raises(ValueError, match="my.window"):
         parse_duration(value, "my.window")
+
+
+@pytest.mark.parametrize("text, unit", [("72x", "x"), ("1h30x", "x"), ("5hx", "x"), ("1h 30m", " "), ("1h-30m", "-"),
+                                        ("1e400h", "e"), ("h", None), ("", None), ("1.2.3h", None), (None, None)])
+def test_unknown_unit_is_the_one_where_the_valid_parts_end(text, unit):
+    assert unknown_unit(text, GO_UNITS, decimals=True) == unit
+
+
+def test_is_plain_seconds():
+    assert is_plain_seconds("3600") and is_plain_seconds("1.5") and is_plain_seconds(".5")
+    assert not is_plain_seconds("-1") and not is_plain_seconds("1h") and not is_plain_seconds("")
 
 
 def test_is_prometheus_duration_takes_no_spaces():
