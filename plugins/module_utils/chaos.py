@@ -138,4 +138,3 @@ def error_ratio(before, after):
     if requests <= 0:
         return None, requests, errors
     return errors / float(requests), requests, errors
-

@@ -172,6 +172,7 @@ def advanced_with_a_failing_chaos_drill(site):
     for h in hosts:
         assert site.env(h, "stable")[MARKER] == "production-on-three-hosts", h
 
+
 def test_good_release_v2_through_every_phase_on_three_hosts(site):
     hosts = sorted(site.ssh.hosts)
 

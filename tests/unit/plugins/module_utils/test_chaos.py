@@ -74,4 +74,3 @@ def test_error_ratio_over_every_server_between_two_reads():
     assert error_ratio({"a": {"counters": {"sessions": None, "responses_5xx": 0}}}, {"a": _view(5, 0)})[0] is None
     assert error_ratio({"a": _view(5, 0)}, {"a": _view(5, 0)}) == (None, 0, 0)
     assert error_ratio({}, {"a": _view(5, 0)})[0] is None
-
