@@ -12,7 +12,8 @@ runs v2's canary (or a rollback) with one fault:
 - two phases started at once: the second is refused by the lock, changing nothing;
 - the controller killed (SIGKILL to ansible-playbook and its workers) at 10 %: the canary keeps its share
   until the re-run, which (after a person breaks the dead run's lock) first puts the traffic back to 0 % and
-  records the attempt ``aborted``, then runs the canary to its promotion;
+  records the attempt ``aborted``, then runs the canary to its promotion as AWX runs a job (ansible-runner,
+  each step's verdict in its job events);
 - NATS down during the rollback of that canary: the traffic is restored, the slot stopped, the flags put back;
   the ledger (``rollback_incomplete``, naming the JetStream replay), the metric and a CRITICAL webhook say
   what is left; the re-run once NATS is back replays and completes;
@@ -184,8 +185,14 @@ def test_two_phases_at_once_then_the_controller_killed_mid_step(site):
     assert site.weights() == expected_weights(HOSTS, {"app1": 10})
     t0 = time.time()
     n = len(site.ledger())
-    rc, out = site.play("canary", "v2", timeout=600, extra=dict(RERUN, rollout_lock_break=True))
-    assert_ok(rc, out)
+    # the re-run goes to its end as AWX runs a job (ansible-runner, no stdin; the approval node approved): its job
+    # events carry each step's verdict
+    rc, events = site.run_as_awx("canary", "v2", timeout=600, extra=dict(RERUN, rollout_lock_break=True))
+    verdicts = [e["event_data"]["res"]["verdict"] for e in events if e["event"] == "runner_on_ok"
+                and e["event_data"]["task"].startswith(("Canary | canary judge", "Phase | gates over the window"))]
+    failed = [e for e in events if e["event"] == "runner_on_failed" and not e["event_data"].get("ignore_errors")]
+    assert rc == 0 and not failed, (failed or events)[-5:]
+    assert len(verdicts) >= len(STEPS) and set(verdicts) <= {"pass", "inconclusive"}, verdicts
     # the first weight change of the re-run put the canary to 0 %, before anything else changed
     moves = [w["app1_canary"] for dummy, w in site.watch.after(t0)]
     assert moves[:1] == [0], moves
