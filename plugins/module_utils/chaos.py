@@ -138,3 +138,48 @@ def error_ratio(before, after):
     if requests <= 0:
         return None, requests, errors
     return errors / float(requests), requests, errors
+
+
+def _or(value, missing="?"):
+    return missing if value is None else value
+
+
+def drill_result(drill, kill=None, server=None, lb_before=None, lb_after=None, consumer=None, gate_verdict=None,
+                 durable=None):
+    """What one drill measured -> its result {name, kind, host, slot, passed, seconds, clients, detail}.
+
+    ``drill``: one drill of :func:`plan`; ``kill``: ``deploy_hosts_kill`` of the drill's host (recovered, seconds,
+    program, pid_killed, pid_after); ``server``: the killed slot's HAProxy server; ``lb_before``/``lb_after``:
+    ``haproxy_traffic``'s ``before`` around a kill_slot; ``consumer``: ``jetstream_info``'s consumer after a freeze_consumer; ``gate_verdict``: the
+    metrics_unreachable gate's verdict (None: it did not run). A measure that is missing fails the drill."""
+    kill, consumer = kill or {}, consumer or {}
+    kind, clients, recovered = drill["kind"], {}, bool(kill.get("recovered"))
+    if kind == "kill_slot":
+        ratio, requests, errors = error_ratio(lb_before, lb_after)
+        clients = {"ratio": ratio, "requests": requests, "errors_5xx": errors}
+        lb_back = ((lb_after or {}).get(server or "") or {}).get("op_state") == "running"
+        seconds = kill.get("seconds")
+        passed = (recovered and seconds is not None and float(seconds) <= drill["recovery_seconds"] and lb_back
+                  and (ratio is None or ratio <= drill["max_error_ratio"]))
+        detail = ("%s %s on %s SIGKILLed (pid %s): %s after %s s, HAProxy %s; clients: %s of %s answers 5xx "
+                  "(at most %s %%)") % (
+            drill["slot"], _or(kill.get("program")), drill["host"], _or(kill.get("pid_killed")),
+            ("running again as pid %s" % kill.get("pid_after")) if recovered else "NOT running again healthy",
+            _or(seconds), "sees it running" if lb_back else "does NOT see it running",
+            errors, requests, round(drill["max_error_ratio"] * 100, 2))
+    elif kind == "freeze_consumer":
+        ack, pending = consumer.get("num_ack_pending"), consumer.get("num_pending")
+        drained = ack is not None and int(ack) == 0 and pending is not None and int(pending) <= drill["max_pending"]
+        passed = recovered and drained
+        detail = "%s %s on %s frozen %s s: %s; JetStream consumer %s %s (pending %s, ack pending %s, redelivered %s)" % (
+            drill["slot"], _or(kill.get("program")), drill["host"], drill["seconds"],
+            "answering again" if recovered else "NOT answering again", _or(durable),
+            "drained" if drained else "NOT drained within %s s" % drill["recovery_seconds"],
+            _or(pending), _or(ack), _or(consumer.get("num_redelivered")))
+    else:
+        verdict = gate_verdict or "error"
+        passed = verdict != "pass"
+        detail = "the stable error rate gate against %s: %s" % (
+            drill.get("url"), ("failed closed (%s)" % verdict) if passed else "PASSED although nothing answered")
+    return {"name": drill["name"], "kind": kind, "host": drill.get("host"), "slot": drill.get("slot"),
+            "passed": bool(passed), "seconds": kill.get("seconds"), "clients": clients, "detail": detail}

@@ -4,7 +4,7 @@
 import pytest
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.chaos import (
-    UNREACHABLE_URL, ChaosError, error_ratio, plan)
+    UNREACHABLE_URL, ChaosError, drill_result, error_ratio, plan)
 
 HOSTS = ["app1", "app2", "app3"]
 
@@ -74,3 +74,57 @@ def test_error_ratio_over_every_server_between_two_reads():
     assert error_ratio({"a": {"counters": {"sessions": None, "responses_5xx": 0}}}, {"a": _view(5, 0)})[0] is None
     assert error_ratio({"a": _view(5, 0)}, {"a": _view(5, 0)}) == (None, 0, 0)
     assert error_ratio({}, {"a": _view(5, 0)})[0] is None
+
+
+KILL = {"name": "kill", "kind": "kill_slot", "host": "app3", "slot": "stable", "recovery_seconds": 30,
+        "max_error_ratio": 0.01}
+FREEZE = {"name": "freeze", "kind": "freeze_consumer", "host": "app3", "slot": "stable", "recovery_seconds": 30,
+          "seconds": 3, "max_pending": 0}
+UNREACHABLE = {"name": "metrics", "kind": "metrics_unreachable", "recovery_seconds": 30, "url": UNREACHABLE_URL}
+KILLED = {"recovered": True, "seconds": 4.2, "program": "svc-stable", "pid_killed": 10, "pid_after": 11}
+
+
+def _running(state="running"):
+    return {"app3_stable": dict(_view(1100, 5), op_state=state)}
+
+
+def test_a_kill_that_recovered_with_few_client_errors_passes():
+    r = drill_result(KILL, kill=KILLED, server="app3_stable", lb_before={"app3_stable": _view(100, 0)},
+                     lb_after=_running())
+    assert r["passed"] and r["clients"] == {"ratio": 5 / 1000.0, "requests": 1000, "errors_5xx": 5}, r
+    assert "running again as pid 11 after 4.2 s, HAProxy sees it running" in r["detail"], r
+    assert (r["host"], r["slot"], r["seconds"]) == ("app3", "stable", 4.2)
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"kill": dict(KILLED, recovered=False)}, "NOT running again healthy"),
+    ({"kill": dict(KILLED, seconds=31)}, "after 31 s"),
+    ({"kill": {}}, "SIGKILLed (pid ?)"),
+    ({"lb_after": _running("stopped")}, "HAProxy does NOT see it running"),
+    ({"lb_before": {"app3_stable": _view(100, 0)}, "lb_after": {"app3_stable": dict(_view(200, 50),
+                                                                                  op_state="running")}},
+     "50 of 100 answers 5xx (at most 1.0 %)"),
+])
+def test_a_kill_fails_on_any_measure_it_misses(change, words):
+    measured = dict({"kill": KILLED, "server": "app3_stable", "lb_before": {"app3_stable": _view(100, 0)},
+                     "lb_after": _running()}, **change)
+    r = drill_result(KILL, **measured)
+    assert not r["passed"] and words in r["detail"], r
+
+
+def test_a_freeze_passes_only_once_the_consumer_drained():
+    ok = drill_result(FREEZE, kill=KILLED, consumer={"num_pending": 0, "num_ack_pending": 0, "num_redelivered": 7},
+                      durable="svc")
+    assert ok["passed"] and "answering again; JetStream consumer svc drained" in ok["detail"], ok
+    assert "redelivered 7" in ok["detail"] and ok["clients"] == {}
+    for consumer in ({"num_pending": 3, "num_ack_pending": 0}, {"num_pending": 0, "num_ack_pending": 1}, {}):
+        r = drill_result(FREEZE, kill=KILLED, consumer=consumer, durable="svc")
+        assert not r["passed"] and "NOT drained within 30 s" in r["detail"], r
+    assert not drill_result(FREEZE, kill={}, consumer={"num_pending": 0, "num_ack_pending": 0})["passed"]
+
+
+@pytest.mark.parametrize("verdict, passed", [("fail", True), ("inconclusive", True), (None, True), ("pass", False)])
+def test_metrics_unreachable_passes_when_the_gate_failed_closed(verdict, passed):
+    r = drill_result(UNREACHABLE, gate_verdict=verdict)
+    assert r["passed"] is passed, r
+    assert ("failed closed" in r["detail"]) is passed and ("PASSED although nothing answered" in r["detail"]) is not passed
