@@ -261,7 +261,9 @@ class Site:
             "rollout_install_flags": {"CODEX_PUBLISH_ENABLED": True, "CODEX_PUBLISH_PORTAL": "external",
                                       "CODEX_REPO_INCLUDE_LIST": []},
             "codex_canary_repositories": CANARY_REPOS,
-            "rollout_monitor_sentinels": ["/api/docs/%s" % r for r in CANARY_REPOS[:2]],
+            # sentinels (the advanced phase: every one on every host; monitor: zero results = kill switch)
+            "rollout_sentinels": [{"name": "docs %s" % r, "path": "/api/docs/%s" % r, "results": "policy_refs"}
+                                  for r in CANARY_REPOS[:2]],
             "rollout_killswitch_flag": "CODEX_PUBLISH_ENABLED",
         }, **self.rollout_vars), "# the controller's evidence and codex's flags")
         every = {"CODEX_PUBLISH_ENABLED": True, "CODEX_PUBLISH_PORTAL": "external", "CODEX_REPO_INCLUDE_LIST": [],

@@ -16,7 +16,8 @@ without outcome, 25 % on one canary) and puts the traffic to 0 % and records it 
 by a person typing the version on a terminal (a pty). Then, each refused before any change (ledger,
 weights, versions and env files compared): the bad-plan table, production of v3 (its canary rolled back),
 a second rollout while another holds the lock, a phase nobody approved (no terminal, or the wrong word
-typed); site on the settled v2 changes nothing; monitor, status and the kill switch. At the end the ledger
+typed); site on the settled v2 changes nothing; monitor, status, and the kill switch pulled by monitor when no
+sentinel returns results. At the end the ledger
 verifies, every event was processed exactly once by a healthy version and no process is left behind.
 """
 import collections
@@ -264,6 +265,11 @@ def test_good_release_v2_through_every_phase_on_three_hosts(site):
     assert chaos[3]["evidence"]["score"] == 1.0 and chaos[3]["evidence"]["total"] == 3, chaos[3]
     assert site.versions()["app3"] == {"stable": "v2", "canary": None}
 
+    # every sentinel returned results on every host's stable slot
+    sentinels = since_the_last_start(site, "v2", "advanced", "sentinel")
+    assert [(s["decision"], s["evidence"]["returned"], s["evidence"]["total"]) for s in sentinels] == [("pass", 6, 6)], \
+        sentinels
+
     promoted = [e["phase"] for e in entries(site, "v2", event="promote")]
     assert promoted == ["staging", "canary", "production", "advanced"]
     assert verify_ledger(site.ledger_path)["valid"]
@@ -369,6 +375,9 @@ def test_the_report_of_each_release_renders(site, tmp_path):
         assert model["metrics"]["series"]["canary"]["error_rate"], model["metrics"]["series"].keys()
         assert model["ledger"]["valid"], model["ledger"]
         assert outcome in model["summary"]["outcome"], model["summary"]
+        if version == "v2":  # the advanced phase's chaos drills and sentinels, each with its verdict
+            assert set(d["kind"] for d in model["drills"]) == {"chaos", "sentinel"}, model["drills"]
+            assert [d["passed"] for d in model["drills"] if d["kind"] == "sentinel"][-1] is True, model["drills"]
         if version == "v3":
             rollback = model["rollbacks"][0]
             assert rollback["fast_abort_ms"] is not None and rollback["fast_abort_ms"] <= 100, rollback
@@ -551,14 +560,22 @@ def test_every_event_processed_exactly_once(site):
     assert not twice, dict(list(twice.items())[:5])
 
 
-def test_killswitch_turns_publishing_off_and_on_on_every_host(site):
-    """After the event accounting (publishing off stops the services' output): the kill switch writes the flag
-    off into every slot of every host, records it, and switches it back on."""
+def test_empty_sentinels_pull_the_kill_switch_and_it_goes_back_on_on_every_host(site):
+    """After the event accounting (publishing off stops the services' output): monitor finds no sentinel returning
+    results (a path that answers 404 on every host) and pulls the kill switch - the flag off in every slot of every
+    host, the empty tally and the kill switch on the ledger; the killswitch playbook switches it back on."""
     hosts = sorted(site.ssh.hosts)
-    rc, out = site.play("killswitch", "v2", extra={"reason": "test"}, timeout=300)
+    n = len(site.ledger())
+    rc, out = site.play("monitor", "v2", timeout=300, extra={"rollout_sentinels": [
+        {"name": "unknown repository", "path": "/api/docs/gitguard/none", "results": "policy_refs"}]})
     assert_ok(rc, out)
+    assert "0/3 returned results" in out and "unknown repository on app1: HTTP 404" in out, out[-3000:]
     assert [site.env(h, "stable")["CODEX_PUBLISH_ENABLED"] for h in hosts] == ["false"] * 3
-    assert site.ledger()[-1]["event"] == "killswitch"
+    assert [site.env(h, "canary")["CODEX_PUBLISH_ENABLED"] for h in hosts] == ["false"] * 3
+    new = [e for e in site.ledger()[n:] if e["event"] != "drift_alarm"]
+    assert [(e["event"], e["decision"]) for e in new] == [("sentinel", "fail"), ("killswitch", "CODEX_PUBLISH_ENABLED=false")], new
+    assert new[0]["evidence"]["returned"] == 0 and new[0]["evidence"]["total"] == 3, new[0]
+    assert "sentinels returned no results" in new[1]["reason"], new[1]
     rc, out = site.play("killswitch", "v2", extra={"reason": "back on", "killswitch_value": True}, timeout=300)
     assert_ok(rc, out)
     assert [site.env(h, "stable")["CODEX_PUBLISH_ENABLED"] for h in hosts] == ["true"] * 3
