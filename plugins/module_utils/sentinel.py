@@ -112,8 +112,7 @@ def tally(probes, required="all"):
     ``any`` - at least one did (zero results from every sentinel is the kill-switch condition)."""
     if required not in REQUIRED:
         raise SentinelError("sentinels_required: %r is not accepted (accepted: %s)" % (required, ", ".join(REQUIRED)))
-    empty = ["%s on %s: %s" % (p.get("name"), p.get("host"), p.get("error") or "%s result(s), %s needed"
-                                % (p.get("results"), p.get("min_results", 1)))
+    empty = ["%s on %s: %s" % (p.get("name"), p.get("host"), p.get("error") or _too_few(p))
              for p in probes if not _returned(p)]
     returned = len(probes) - len(empty)
     passed = (not empty) if required == "all" else returned > 0
@@ -122,3 +121,7 @@ def tally(probes, required="all"):
 
 def _returned(probe):
     return not probe.get("error") and (probe.get("results") or 0) >= probe.get("min_results", 1)
+
+
+def _too_few(probe):
+    return "%s result(s), %s needed" % (probe.get("results"), probe.get("min_results", 1))

@@ -101,8 +101,8 @@ def test_a_kill_that_recovered_with_few_client_errors_passes():
     ({"kill": dict(KILLED, seconds=31)}, "after 31 s"),
     ({"kill": {}}, "SIGKILLed (pid ?)"),
     ({"lb_after": _running("stopped")}, "HAProxy does NOT see it running"),
-    ({"lb_before": {"app3_stable": _view(100, 0)}, "lb_after": {"app3_stable": dict(_view(200, 50),
-                                                                                  op_state="running")}},
+    ({"lb_before": {"app3_stable": _view(100, 0)},
+      "lb_after": {"app3_stable": dict(_view(200, 50), op_state="running")}},
      "50 of 100 answers 5xx (at most 1.0 %)"),
 ])
 def test_a_kill_fails_on_any_measure_it_misses(change, words):
