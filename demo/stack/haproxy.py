@@ -14,7 +14,10 @@ class HAProxy(Component):
         self.socket_path = os.path.join(workdir, "admin.sock")
         lines = [
             "global", "  stats socket %s mode 600 level admin" % self.socket_path, "  maxconn 2000", "",
+            # a health check may take 2 s (without it: inter, 500 ms): a slot slow to answer on a busy machine is not
+            # taken for a dead one (a refused connection still fails the check at once)
             "defaults", "  mode http", "  timeout connect 2s", "  timeout client 30s", "  timeout server 30s",
+            "  timeout check 2s",
             "  option redispatch", "  retries 2",
             # a GET lost with a killed slot (connection refused or closed without an answer) is sent again,
             # to another server when there is one (HAProxy's layer-7 retries)

@@ -192,7 +192,7 @@ def test_two_phases_at_once_then_the_controller_killed_mid_step(site):
                 and e["event_data"]["task"].startswith(("Canary | canary judge", "Phase | gates over the window"))]
     failed = [e for e in events if e["event"] == "runner_on_failed" and not e["event_data"].get("ignore_errors")]
     assert rc == 0 and not failed, (failed or events)[-5:]
-    assert len(verdicts) >= len(STEPS) and set(verdicts) <= {"pass", "inconclusive"}, verdicts
+    assert len(verdicts) >= len(STEPS) and "fail" not in verdicts, verdicts
     # the first weight change of the re-run put the canary to 0 %, before anything else changed
     moves = [w["app1_canary"] for dummy, w in site.watch.after(t0)]
     assert moves[:1] == [0], moves
