@@ -36,6 +36,7 @@ for every component (see site_kit.py).
 import http.server
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -300,10 +301,17 @@ def test_prometheus_gone_fails_closed_within_the_judge_timeout(site, fault):
     rc, out, (t_fault, t_zero) = canary_with_fault(site, "Prometheus %s" % fault, prometheus_gone, prometheus_back)
     assert rc != 0, out[-3000:]
     took = t_zero - t_fault
-    # the judge's step started when the weight reached 10 %; its first look comes after the judge task's start-up
-    # (seconds on a busy machine), and the look that cannot read fails closed at the first look + its timeout,
-    # writing weight 0 itself (the fast abort) before the task returns
-    assert took <= JUDGE_TIMEOUT + 6, "canary traffic back to 0 only %.1f s after Prometheus was %s" % (took, fault)
+    # the look that cannot read fails closed within the judge's timeout (its look budget, on the judge's own clock)
+    # and writes weight 0 itself (the fast abort) at the verdict, before the task returns
+    budget = re.search(r"after \d+ attempt\(s\) in ([0-9.]+) s", out)
+    assert budget and float(budget.group(1)) <= JUDGE_TIMEOUT + 1, out[-3000:]
+    decided = re.search(r'"decided_at": ([0-9.]+)', out)
+    assert decided and "ms after the verdict" in out, out[-3000:]
+    assert t_zero - float(decided.group(1)) <= 1.0, (t_zero, decided.group(1))
+    # end to end: the judge's step starts when the weight reaches 10 %; its first look comes after the judge task's
+    # start-up, which on a busy machine (CI: 2 cores, CPU bound) takes seconds
+    sys.stderr.write("Prometheus %s: weight 0 %.1f s after the fault\n" % (fault, took))
+    assert took <= JUDGE_TIMEOUT + 30, "canary traffic back to 0 only %.1f s after Prometheus was %s" % (took, fault)
     last = site.ledger()[-1]
     assert last["event"] == "rollback" and last["evidence"]["left"] == [], last
     assert "canary judge" in last["reason"], last
