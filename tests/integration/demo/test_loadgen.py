@@ -40,13 +40,15 @@ def test_events_are_stored_and_consumed(services, nats_url, tmp_path):
     services("v1", {"CODEX_PUBLISH_PORTAL": "external"}, nats_url=nats_url, publish_dir=pub).start()
     log = tmp_path / "events.jsonl"
     res = subprocess.run([sys.executable, "-m", "demo.loadgen", "--url", "http://127.0.0.1:9", "--rate", "1",
-                          "--duration", "2", "--nats-url", nats_url, "--events-rate", "25",
+                          "--duration", "4", "--nats-url", nats_url, "--events-rate", "25",
                           "--events-log", str(log), "--run-id", "t1"],
                          cwd=ROOT, capture_output=True, text=True, check=False, timeout=60)
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)
     n = report["events"]["published"]
-    assert 10 <= n <= 55  # 25 events/s for 2 s at most; fewer on a busy machine (the rate is not what is tested)
+    # 25 events/s for 4 s at most; far fewer on a busy machine (CI once saw none in 2 s): the rate is not what is
+    # tested, that every event published is stored and consumed is
+    assert 1 <= n <= 105, report
     sent = [json.loads(line) for line in log.read_text().splitlines()]
     assert [e["id"] for e in sent] == ["t1-%06d" % i for i in range(n)]
     info = run(js_call(nats_url, lambda js: js.stream_info(STREAM)))
