@@ -36,8 +36,12 @@ options:
         description: The sentinel's name.
         type: str
         required: true
+      path:
+        description: A path to GET from O(base_url). One of O(sentinels[].path), O(sentinels[].url) and
+          O(sentinels[].command).
+        type: str
       url:
-        description: An http or https URL to GET. One of O(sentinels[].url) and O(sentinels[].command).
+        description: An http or https URL to GET.
         type: str
       command:
         description: An argv to run (no shell); its exit code must be 0 and its output is the answer.
@@ -50,6 +54,10 @@ options:
         description: Fewer results than this is an empty sentinel.
         type: int
         default: 1
+  base_url:
+    description: Where a sentinel's O(sentinels[].path) is fetched from (for example C(http://127.0.0.1:8101), a slot
+      of this host). Required when a sentinel has a path.
+    type: str
   timeout:
     description: Seconds each probe may take.
     type: int
@@ -59,9 +67,10 @@ options:
 EXAMPLES = r"""
 - name: Sentinels on the stable slot of this host
   stagegate.rollout.sentinel_probe:
+    base_url: http://127.0.0.1:8080
     sentinels:
       - name: repositories
-        url: http://127.0.0.1:8080/graph/repos
+        path: /graph/repos
         results: repos
       - name: queue has consumers
         command: [nats, consumer, ls, EVENTS, --names]
@@ -95,8 +104,12 @@ from ansible_collections.stagegate.rollout.plugins.module_utils.sentinel import 
 def probe(module, sentinel, timeout):
     """One sentinel -> {name, target, results, min_results, returned, error}."""
     out = {"name": sentinel["name"], "results": None, "min_results": sentinel["min_results"], "error": None}
-    if bool(sentinel.get("url")) == bool(sentinel.get("command")):
-        module.fail_json(msg="sentinels: %s needs exactly one of url and command" % sentinel["name"])
+    if len([k for k in ("path", "url", "command") if sentinel.get(k)]) != 1:
+        module.fail_json(msg="sentinels: %s needs exactly one of path, url and command" % sentinel["name"])
+    if sentinel.get("path"):
+        if not module.params["base_url"]:
+            module.fail_json(msg="sentinels: %s has a path, base_url is required" % sentinel["name"])
+        sentinel = dict(sentinel, url=module.params["base_url"].rstrip("/") + sentinel["path"])
     if sentinel.get("url"):
         out["target"] = redact_url(sentinel["url"])
         resp, info = fetch_url(module, sentinel["url"], method="GET", timeout=timeout)
@@ -117,8 +130,8 @@ def probe(module, sentinel, timeout):
 
 
 def run(module):
-    for sentinel in module.params["sentinels"]:  # a password in a URL never lands in the output
-        module.no_log_values.update(url_secrets(sentinel.get("url") or ""))
+    for url in [module.params["base_url"]] + [s.get("url") for s in module.params["sentinels"]]:
+        module.no_log_values.update(url_secrets(url or ""))  # a password in a URL never lands in the output
     probed = [probe(module, s, module.params["timeout"]) for s in module.params["sentinels"]]
     module.exit_json(changed=False, sentinels=probed, returned=sum(1 for p in probed if p["returned"]),
                      total=len(probed))
@@ -129,11 +142,13 @@ def main():
         argument_spec=dict(
             sentinels=dict(type="list", elements="dict", required=True, options=dict(
                 name=dict(type="str", required=True),
+                path=dict(type="str"),
                 url=dict(type="str"),
                 command=dict(type="list", elements="str"),
                 results=dict(type="str"),
                 min_results=dict(type="int", default=1),
             )),
+            base_url=dict(type="str"),
             timeout=dict(type="int", default=5),
         ),
         supports_check_mode=True,

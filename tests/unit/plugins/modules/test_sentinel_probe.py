@@ -57,12 +57,12 @@ def test_urls_and_commands_counted_and_a_password_never_printed(server, capsys):
     base = server.replace("http://", "http://ops:pa55word@")
     out, res = run_module({"sentinels": [
         {"name": "repos", "url": base + "/repos", "results": "repos"},
-        {"name": "repos, 4 needed", "url": server + "/repos", "results": "repos", "min_results": 4},
+        {"name": "repos, 4 needed", "path": "/repos", "results": "repos", "min_results": 4},
         {"name": "none", "url": server + "/none", "results": "repos"},
         {"name": "gone", "url": server + "/gone", "results": "repos"},
         {"name": "lines", "command": [sys.executable, "-c", "print('a'); print(''); print('b')"]},
         {"name": "exit 3", "command": [sys.executable, "-c", "import sys; print('no'); sys.exit(3)"]},
-    ], "_ansible_verbosity": 3}, capsys)
+    ], "base_url": base, "_ansible_verbosity": 3}, capsys)
     assert "pa55word" not in out
     assert not res.get("failed") and res["changed"] is False, res
     got = dict((p["name"], (p["results"], p["returned"], p["error"])) for p in res["sentinels"])
@@ -78,4 +78,9 @@ def test_urls_and_commands_counted_and_a_password_never_printed(server, capsys):
 
 def test_a_sentinel_with_both_a_url_and_a_command_is_refused(server, capsys):
     dummy, res = run_module({"sentinels": [{"name": "both", "url": server + "/repos", "command": ["true"]}]}, capsys)
-    assert res["failed"] and "both needs exactly one of url and command" in res["msg"], res
+    assert res["failed"] and "both needs exactly one of path, url and command" in res["msg"], res
+
+
+def test_a_path_without_a_base_url_is_refused(capsys):
+    dummy, res = run_module({"sentinels": [{"name": "docs", "path": "/repos"}]}, capsys)
+    assert res["failed"] and "docs has a path, base_url is required" in res["msg"], res
