@@ -77,6 +77,7 @@ class LoadGen:
         self.event_errors = 0
         self.event_error_last = ""
         self._events_ready = threading.Event()
+        self._burst = 0  # events still to publish at once (see burst())
         self._report = None
 
     # ----- lifecycle ----------------------------------------------------------------------
@@ -105,6 +106,11 @@ class LoadGen:
                 break
             time.sleep(0.1)
         return self.stop()
+
+    def burst(self, count):
+        """Publish ``count`` more events at once, on top of the steady rate (which then carries on)."""
+        with self._lock:
+            self._burst += int(count)
 
     def stop(self):
         if self._report is not None:
@@ -211,15 +217,21 @@ class LoadGen:
         js = nc.jetstream()
         log = open(self.events_log, "a", encoding="utf-8") if self.events_log else None
         interval = 1.0 / self.events_rate
-        t0 = time.monotonic()
+        t0 = started = time.monotonic()
         n = 0
         try:
             while not self._stop.is_set():
-                if self.duration is not None and time.monotonic() - t0 >= self.duration:
+                if self.duration is not None and time.monotonic() - started >= self.duration:
                     break
-                delay = t0 + n * interval - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+                with self._lock:
+                    extra, self._burst = self._burst > 0, max(0, self._burst - 1)
+                if extra:
+                    t0 -= interval  # a burst's event does not take a tick of the steady rate
+                else:
+                    delay = t0 + n * interval - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(min(delay, 0.1))
+                        continue
                 repo = self.rng.choice(REPOSITORIES)
                 event_id = "%s-%06d" % (self.run_id, n)
                 n += 1

@@ -27,6 +27,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -291,6 +292,15 @@ def test_the_inventory_s_metric_names_are_what_the_gates_and_the_judge_query(sit
     assert not [q for q in queries if "http_requests_total" in q and "demo_http_requests_total" not in q]
 
 
+def _burst_when_canary_serves(site, watch, count=60, timeout=600):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not watch.stopped.is_set():
+        if watch.canary() not in (None, 0):
+            site.loadgen.burst(count)
+            return
+        time.sleep(0.02)
+
+
 def test_bad_release_v3_rolled_back_on_every_host(site):
     hosts = sorted(site.ssh.hosts)
     stable_flags = dict((h, site.env(h, "stable")) for h in hosts)
@@ -317,10 +327,15 @@ def test_bad_release_v3_rolled_back_on_every_host(site):
     assert site.versions() == dict((h, {"stable": "v2", "canary": None}) for h in hosts)
 
     watch = WeightWatch(site, period=0.01)
+    # once v3 takes traffic, a burst of events: v3's consumer takes some of them for sure (at the steady rate a
+    # quickly failed step may see none), so the replay after the rollback has something to give back
+    burst = threading.Thread(target=_burst_when_canary_serves, args=(site, watch), daemon=True)
+    burst.start()
     try:
         rc, out = site.play("canary", "v3")
     finally:
         watch.close()
+        burst.join(5)
     assert rc != 0, "the bad canary must fail the play: " + out[-4000:]
     assert "rolled back" in out, out[-4000:]
     # canary weight 0 and the canary slot stopped on every host, stable v2 untouched
