@@ -7,6 +7,10 @@
 
 * ``kind: hosts`` - app hosts of an inventory group reached over SSH, each running a ``stable`` and a
   ``canary`` slot on fixed ports (``hosts``), behind HAProxy (``load_balancer``);
+* ``kind: kubernetes`` - a namespace of a cluster (``kubernetes``): the slots are the Helm releases
+  ``<release>-stable`` and ``<release>-canary``, the traffic is split by a router (Gateway API HTTPRoute
+  weights, an ingress-nginx canary Ingress, or a blue-green Service selector), driven from one inventory host
+  (``kubernetes.controller``, default ``localhost``) with ``helm`` and the ``kubernetes.core`` modules;
 * the metrics provider and the service's own metric names and selectors (``metrics``), from which the
   default gates and the canary judge's queries are built;
 * optionally the NATS JetStream stream the service consumes (``nats``): retention per phase and replay
@@ -32,7 +36,8 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec import PROVIDER_OPTIONS
 from ansible_collections.stagegate.rollout.plugins.module_utils.redact import url_secrets
 
-KINDS = ("hosts",)
+KINDS = ("hosts", "kubernetes")
+ROUTERS = ("gateway-api", "ingress-nginx", "blue-green")
 SLOTS = ("stable", "canary")
 FIELD = "rollout_target"
 
@@ -71,6 +76,36 @@ METRICS_OPTIONS = dict(
     canary_selector=dict(type="str", default='slot="canary"'),
     version_label=dict(type="str", default=""),
 )
+KUBERNETES_OPTIONS = dict(
+    namespace=dict(type="str"),
+    release=dict(type="str"),
+    controller=dict(type="str", default="localhost"),
+    # connection: a kubeconfig (and context), or a host with a token; none of them = the in-cluster account
+    kubeconfig=dict(type="path"),
+    context=dict(type="str"),
+    host=dict(type="str"),
+    api_key=dict(type="str", no_log=True),
+    ca_cert=dict(type="path"),
+    validate_certs=dict(type="bool", default=True),
+    helm_binary=dict(type="str", default=""),
+    chart=dict(type="str", default=""),
+    chart_version=dict(type="str", default=""),
+    values=dict(type="dict", default={}),
+    router=dict(type="dict", required=True, options=dict(
+        type=dict(type="str", required=True),
+        parent_refs=dict(type="list", elements="dict", default=[]),
+        hostnames=dict(type="list", elements="str", default=[]),
+        path_prefix=dict(type="str", default="/"),
+        ingress_host=dict(type="str", default=""),
+        ingress_path=dict(type="str", default="/"),
+        ingress_class=dict(type="str", default="nginx"),
+    )),
+    replicas=dict(type="dict", default={}, options=dict(
+        stable=dict(type="int", default=2),
+        canary=dict(type="int", default=1),
+    )),
+    wait_timeout=dict(type="int", default=300),
+)
 # The keys of the NATS connection are the options of the collection's NATS modules (module_defaults).
 NATS_CONNECTION_KEYS = ("servers", "user", "password", "token", "creds_file", "nkey_seed", "tls_ca", "tls_cert",
                         "tls_key", "connect_timeout")
@@ -96,11 +131,14 @@ TARGET_SPEC = dict(
     name=dict(type="str", required=True),
     hosts=dict(type="dict", options=HOSTS_OPTIONS),
     load_balancer=dict(type="dict", options=LOAD_BALANCER_OPTIONS),
+    kubernetes=dict(type="dict", options=KUBERNETES_OPTIONS),
     metrics=dict(type="dict", required=True, options=METRICS_OPTIONS),
     nats=dict(type="dict", options=NATS_OPTIONS),
 )
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}\Z")
+# a DNS-1123 label: namespaces, and Helm release names (the slot's suffix makes them at most 53 characters)
+DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 SERVER_RE = re.compile(r"^[A-Za-z0-9_.:-]+\Z")
 BATCH_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)%\Z")
 
@@ -134,6 +172,8 @@ def validate(target, groups=None, hosts=None):
                       "starting with a letter or digit; at most 63 characters)" % (_field("name"), t["name"]))
     if t["kind"] == "hosts":
         errors.extend(_check_hosts(t, groups, hosts))
+    else:
+        errors.extend(_check_kubernetes(t, hosts))
     errors.extend(_check_metrics(t["metrics"]))
     if t.get("nats"):
         errors.extend(_check_nats(t["nats"]))
@@ -179,6 +219,53 @@ def _check_hosts(t, groups, hosts):
                       "HAProxy runtime socket, or localhost)" % (_field("load_balancer", "host"), lb["host"]))
     errors.extend(_check_servers(lb["servers"], app_hosts))
     return errors
+
+
+def _check_kubernetes(t, hosts):
+    k = t.get("kubernetes")
+    if not k:
+        return ["%s: required for kind kubernetes (namespace, router, ...; see docs/targets.md)" % _field("kubernetes")]
+    errors = []
+    for section in ("hosts", "load_balancer"):
+        if t.get(section):
+            errors.append("%s: not used by kind kubernetes (the releases and the router are in %s)"
+                          % (_field(section), _field("kubernetes")))
+    if not k["namespace"]:
+        errors.append("%s: required for kind kubernetes (the namespace of the releases)" % _field("kubernetes", "namespace"))
+    elif not DNS_LABEL_RE.match(k["namespace"]):
+        errors.append("%s: %r is not a namespace name (accepted: a DNS-1123 label: lower-case letters, digits and "
+                      "'-', at most 63 characters)" % (_field("kubernetes", "namespace"), k["namespace"]))
+    if not k["release"]:
+        k["release"] = t["name"]
+    if not DNS_LABEL_RE.match(k["release"]) or len(k["release"]) > 46:
+        errors.append("%s: %r is not a Helm release name (accepted: lower-case letters, digits and '-', at most 46 "
+                      "characters: '-stable' and '-canary' are added)" % (_field("kubernetes", "release"), k["release"]))
+    r = k["router"]
+    if r["type"] not in ROUTERS:
+        errors.append("%s: %r is not a router (accepted: %s)"
+                      % (_field("kubernetes", "router", "type"), r["type"], ", ".join(ROUTERS)))
+    elif r["type"] == "gateway-api" and not r["parent_refs"]:
+        errors.append("%s: the Gateways the HTTPRoute attaches to are needed for router gateway-api (for example "
+                      "[{name: public, namespace: gateway-system}])" % _field("kubernetes", "router", "parent_refs"))
+    elif r["type"] == "ingress-nginx" and not r["ingress_host"]:
+        errors.append("%s: the host the Ingress pair serves is needed for router ingress-nginx"
+                      % _field("kubernetes", "router", "ingress_host"))
+    for slot in SLOTS:
+        n = k["replicas"][slot]
+        if not 1 <= n <= 1000:
+            errors.append("%s: %d replicas (accepted: 1..1000; a slot out of use is scaled to 0 by the phases)"
+                          % (_field("kubernetes", "replicas", slot), n))
+    if k["wait_timeout"] < 1:
+        errors.append("%s: %d (accepted: seconds > 0)" % (_field("kubernetes", "wait_timeout"), k["wait_timeout"]))
+    if hosts is not None and k["controller"] not in hosts and k["controller"] not in ("localhost", "127.0.0.1"):
+        errors.append("%s: %r is not a host of the inventory (accepted: localhost, or an inventory host with helm and "
+                      "access to the cluster)" % (_field("kubernetes", "controller"), k["controller"]))
+    return errors
+
+
+def release_names(target):
+    """The Helm release of each slot of a kubernetes target: ``{"stable": "<release>-stable", ...}``."""
+    return dict((slot, "%s-%s" % (target["kubernetes"]["release"], slot)) for slot in SLOTS)
 
 
 def _check_servers(servers, app_hosts):
@@ -391,6 +478,24 @@ def plan(target, groups=None, hosts=None, backend_servers=None, canary_weights=N
                 raise TargetError("%s: %s" % (weights_field, exc))
         if batch_sizes is not None:
             out["host_batches"] = batches(app_hosts, batch_sizes, field=batches_field)
+    else:
+        # one "app host": the inventory host that drives the cluster; its two "servers" are the slot releases
+        k = t["kubernetes"]
+        server_map = {k["controller"]: release_names(t)}
+        out.update(app_hosts=[k["controller"]], servers=server_map, releases=release_names(t),
+                   router=k["router"]["type"])
+        out["weights"] = {}
+        for p in canary_weights or []:
+            if k["router"]["type"] == "blue-green" and str(p) not in ("0", "100"):
+                raise TargetError("%s: a canary share of %s %% on router blue-green (a blue-green Service sends all "
+                                  "the traffic to one colour; accepted: no steps, or weights 0 and 100, or router "
+                                  "gateway-api / ingress-nginx)" % (weights_field, p))
+            try:
+                out["weights"][str(p)] = weights(server_map, p)
+            except TargetError as exc:
+                raise TargetError("%s: %s" % (weights_field, exc))
+        if batch_sizes is not None:
+            out["host_batches"] = [[k["controller"]]]
     out["nats_connection_keys"] = sorted(nats_connection(t.get("nats")))
     m = t["metrics"]
     out["queries"] = {"judge": judge_queries(m, version),
@@ -402,7 +507,7 @@ def plan(target, groups=None, hosts=None, backend_servers=None, canary_weights=N
     return out, secrets
 
 
-SECRET_KEYS = ("password", "token", "nkey_seed")
+SECRET_KEYS = ("password", "token", "nkey_seed", "api_key")
 
 
 def secret_values(value):

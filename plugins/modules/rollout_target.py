@@ -16,13 +16,17 @@ description:
   - Checks the C(rollout_target) of an inventory (docs/targets.md) - its kind, the app host group, how a version
     is installed and started on the hosts, the load balancer, the metrics provider and metric names, the NATS
     connection - and returns it with its defaults filled in, its secrets removed.
+  - A C(kind=kubernetes) target has one "app host", C(kubernetes.controller) (the inventory host that runs
+    C(helm) and the C(kubernetes.core) modules, default V(localhost)), whose two "servers" are the Helm releases
+    C(<release>-stable) and C(<release>-canary); canary shares other than 0 and 100 are refused on a blue-green
+    router.
   - With O(groups) and O(hosts) (pass the magic variables C(groups) and C(groups.all)) the app host group and
     the load-balancer host are checked against the inventory; with O(backend_servers) (from
     M(stagegate.rollout.haproxy_traffic) run on the load-balancer host) every stable and canary server must be
     in the HAProxy backend.
   - Every error names the field, the value and what is accepted. Nothing is changed, so the module runs the
     same in check mode.
-  - Passwords, tokens, nkey seeds and the userinfo of URLs are C(no_log) values; they never appear in the
+  - Passwords, tokens, API keys, nkey seeds and the userinfo of URLs are C(no_log) values; they never appear in the
     result.
 author:
   - stagegate.rollout contributors (@stagegate)
@@ -100,14 +104,14 @@ name:
   type: str
   sample: codex
 app_hosts:
-  description: The app hosts (kind hosts, with O(groups)).
-  returned: when kind is hosts
+  description: The app hosts (kind hosts, with O(groups)); for kind kubernetes the controller host.
+  returned: when kind is hosts and O(groups) is given, or kind is kubernetes
   type: list
   elements: str
   sample: [app1, app2, app3]
 servers:
-  description: The HAProxy server of each app host and slot.
-  returned: when kind is hosts
+  description: The HAProxy server of each app host and slot (kind kubernetes - the Helm release of each slot).
+  returned: always
   type: dict
   sample: {"app1": {"stable": "app1_stable", "canary": "app1_canary"}}
 nats_connection_keys:
@@ -117,13 +121,13 @@ nats_connection_keys:
   elements: str
   sample: [servers, user, password]
 weights:
-  description: For each of O(canary_weights), the weight of every stable and canary server.
-  returned: when kind is hosts
+  description: For each of O(canary_weights), the weight of every stable and canary server (or release).
+  returned: always
   type: dict
   sample: {"25": {"app1_canary": 25, "app1_stable": 75, "app2_canary": 25, "app2_stable": 75}}
 host_batches:
   description: The app hosts split into the batches of O(batches).
-  returned: when kind is hosts and O(batches) is given
+  returned: when O(batches) is given (kind kubernetes - one batch, the controller)
   type: list
   elements: list
   sample: [["app1"], ["app2", "app3"]]
@@ -136,6 +140,16 @@ queries:
       previous version until a promotion).
   returned: always
   type: dict
+releases:
+  description: The Helm release of each slot.
+  returned: when kind is kubernetes
+  type: dict
+  sample: {"stable": "codex-stable", "canary": "codex-canary"}
+router:
+  description: The router that splits the traffic between the releases.
+  returned: when kind is kubernetes
+  type: str
+  sample: gateway-api
 target:
   description: The target with its defaults filled in and its secrets removed.
   returned: always

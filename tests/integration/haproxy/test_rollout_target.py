@@ -111,7 +111,7 @@ def test_a_good_target_gives_hosts_servers_weights_and_batches(tmp_path, lb):
 
 
 @pytest.mark.parametrize("over,hosts,expected", [
-    ({"kind": "vm"}, ("app1", "app2"), "value of kind must be one of: hosts, got: vm"),
+    ({"kind": "vm"}, ("app1", "app2"), "value of kind must be one of: hosts, kubernetes, got: vm"),
     ({}, (), "rollout_target.hosts.group: group 'app' has no hosts"),
     ({"hosts__group": "web"}, ("app1",), "rollout_target.hosts.group: 'web' is not a group of the inventory"),
     ({"load_balancer__host": "lb9"}, ("app1", "app2"), "rollout_target.load_balancer.host: 'lb9' is not a host"),

@@ -66,7 +66,7 @@ def test_explicit_server_map():
 
 
 BAD = [
-    ("unknown kind", dict(kind="vm"), "rollout_target: value of kind must be one of: hosts, got: vm"),
+    ("unknown kind", dict(kind="vm"), "rollout_target: value of kind must be one of: hosts, kubernetes, got: vm"),
     ("no app hosts group", dict(hosts__group="web"), "rollout_target.hosts.group: 'web' is not a group"),
     ("empty app hosts group", dict(hosts__group="empty"), "rollout_target.hosts.group: group 'empty' has no hosts"),
     ("missing LB host", dict(load_balancer__host=DELETE), "missing required arguments: host found in load_balancer"),
@@ -207,3 +207,87 @@ def test_plan_returns_step_weights_batches_and_queries():
         rt.plan(target(), GROUPS, HOSTS, canary_weights=[150], weights_field="rollout_canary.steps")
     with pytest.raises(rt.TargetError, match=r"rollout_production.batches\[0\]: 'x' is not a batch size"):
         rt.plan(target(), GROUPS, HOSTS, batch_sizes=["x"], batches_field="rollout_production.batches")
+
+
+def kube_target(**over):
+    kube = over.pop("kubernetes", {})
+    t = target(**over)
+    for section in ("hosts", "load_balancer"):
+        t.pop(section, None)
+    t["kind"] = "kubernetes"
+    t["kubernetes"] = dict({"namespace": "codex", "api_key": "kube-t0ken",
+                            "router": {"type": "gateway-api", "parent_refs": [{"name": "public"}]}},
+                           **kube)
+    t["metrics"]["stable_selector"], t["metrics"]["canary_selector"] = 'track="stable"', 'track="canary"'
+    return t
+
+
+def test_a_kubernetes_target_has_one_controller_whose_servers_are_the_slot_releases():
+    plan, secrets = rt.plan(kube_target(), GROUPS, HOSTS, canary_weights=[0, 10, 100], batch_sizes=[1, "100%"])
+    assert plan["kind"] == "kubernetes" and plan["router"] == "gateway-api"
+    assert plan["app_hosts"] == ["localhost"]
+    assert plan["releases"] == {"stable": "codex-stable", "canary": "codex-canary"}
+    assert plan["servers"] == {"localhost": plan["releases"]}
+    assert plan["weights"]["10"] == {"codex-canary": 10, "codex-stable": 90}
+    assert plan["host_batches"] == [["localhost"]]
+    k = plan["target"]["kubernetes"]
+    assert k["release"] == "codex" and k["replicas"] == {"stable": 2, "canary": 1} and k["validate_certs"] is True
+    assert "kube-t0ken" in secrets and "kube-t0ken" not in repr(plan) and "api_key" not in k
+    assert plan["queries"]["judge"]["canary"]["requests"] == 'sum(http_requests_total{job="codex",track="canary"})'
+
+
+def test_a_kubernetes_target_may_name_its_release_and_controller():
+    plan = rt.plan(kube_target(kubernetes={"release": "web", "controller": "lb1", "namespace": "prod",
+                                           "router": {"type": "ingress-nginx", "ingress_host": "web.example"}}),
+                   GROUPS, HOSTS)[0]
+    assert plan["servers"] == {"lb1": {"stable": "web-stable", "canary": "web-canary"}} and plan["router"] == "ingress-nginx"
+
+
+KUBE_BAD = [
+    ("no namespace", {"namespace": ""}, "rollout_target.kubernetes.namespace: required for kind kubernetes"),
+    ("bad namespace", {"namespace": "Prod_1"}, "rollout_target.kubernetes.namespace: 'Prod_1' is not a namespace"),
+    ("unknown router", {"router": {"type": "istio"}},
+     "rollout_target.kubernetes.router.type: 'istio' is not a router (accepted: gateway-api, ingress-nginx, blue-green)"),
+    ("gateway without parents", {"router": {"type": "gateway-api"}},
+     "rollout_target.kubernetes.router.parent_refs: the Gateways the HTTPRoute attaches to are needed"),
+    ("ingress without host", {"router": {"type": "ingress-nginx"}},
+     "rollout_target.kubernetes.router.ingress_host: the host the Ingress pair serves is needed"),
+    ("no router", {"router": DELETE}, "missing required arguments: router found in kubernetes"),
+    ("zero replicas", {"replicas": {"canary": 0}}, "rollout_target.kubernetes.replicas.canary: 0 replicas"),
+    ("long release", {"release": "r" * 47}, "rollout_target.kubernetes.release: '%s' is not a Helm release" % ("r" * 47)),
+    ("controller not in the inventory", {"controller": "kube9"},
+     "rollout_target.kubernetes.controller: 'kube9' is not a host of the inventory"),
+]
+
+
+@pytest.mark.parametrize("over,expected", [b[1:] for b in KUBE_BAD], ids=[b[0] for b in KUBE_BAD])
+def test_bad_kubernetes_targets_are_refused_naming_the_field(over, expected):
+    t = kube_target()
+    for k, v in over.items():
+        if v == DELETE:
+            del t["kubernetes"][k]
+        else:
+            t["kubernetes"][k] = v
+    with pytest.raises(rt.TargetError) as exc:
+        rt.plan(t, GROUPS, HOSTS)
+    assert expected in str(exc.value)
+    assert "kube-t0ken" not in str(exc.value)
+
+
+def test_a_kubernetes_target_without_its_section_or_with_a_load_balancer_is_refused():
+    t = kube_target()
+    del t["kubernetes"]
+    with pytest.raises(rt.TargetError, match=r"rollout_target.kubernetes: required for kind kubernetes"):
+        rt.validate(t, GROUPS, HOSTS)
+    t = kube_target()
+    t["load_balancer"] = {"host": "lb1", "socket": "/s", "backend": "app"}
+    with pytest.raises(rt.TargetError, match=r"rollout_target.load_balancer: not used by kind kubernetes"):
+        rt.validate(t, GROUPS, HOSTS)
+
+
+def test_canary_steps_on_a_blue_green_router_are_refused():
+    t = kube_target(kubernetes={"namespace": "codex", "router": {"type": "blue-green"}})
+    assert rt.plan(t, GROUPS, HOSTS, canary_weights=[0, 100])[0]["weights"]["100"]["codex-canary"] == 100
+    with pytest.raises(rt.TargetError) as exc:
+        rt.plan(t, GROUPS, HOSTS, canary_weights=[0, 100, 25], weights_field="rollout_canary.steps")
+    assert "rollout_canary.steps: a canary share of 25 % on router blue-green" in str(exc.value)
