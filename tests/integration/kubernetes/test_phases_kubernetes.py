@@ -307,3 +307,41 @@ def test_a_bad_kubernetes_target_is_refused_before_any_change(cluster, over, exp
         cluster.write_inventory()
     assert rc != 0 and expected in out, out[-4000:]
     assert (len(cluster.emulator.requests()), cluster.ledger.read_text()) == before
+
+
+EXAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "inventories", "examples", "kubernetes")
+
+
+def test_the_example_inventory_validates(tmp_path):
+    """inventories/examples/kubernetes: the installed rollout_target accepts its target (one controller, the two
+    slot releases, the step weights) and feature_flags every phase's flags against its schema; nothing runs
+    against a cluster."""
+    play = [{"name": "Check the example", "hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "The target, its weights and batches", "register": "plan",
+         "stagegate.rollout.rollout_target": {
+             "target": "{{ rollout_target }}", "groups": "{{ groups }}", "hosts": "{{ groups.all }}",
+             "canary_weights": "{{ [0] + rollout_canary.steps | map(attribute='weight') | list }}",
+             "batches": "{{ rollout_production.batches }}", "version": "v2"}},
+        {"name": "Every phase's flags against the schema",
+         "stagegate.rollout.feature_flags": {"schema": "{{ rollout_flag_schema }}",
+                                             "flags": "{{ lookup('vars', 'rollout_' ~ item).flags }}",
+                                             "phase": "{{ item }}"},
+         "loop": ["staging", "canary", "production", "advanced"]},
+        {"name": "Save the plan", "ansible.builtin.copy": {"content": "{{ plan | to_json }}",
+                                                           "dest": str(tmp_path / "plan.json"), "mode": "0600"}}]}]
+    (tmp_path / "check.yml").write_text(json.dumps(play))
+    env = helm_env(tmp_path, os.devnull)  # the collection from .collections, as the other tests here
+    p = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", EXAMPLE, str(tmp_path / "check.yml")],
+                       cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert_ok(p.returncode, p.stdout + p.stderr)
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert plan["kind"] == "kubernetes" and plan["router"] == "gateway-api"
+    assert plan["servers"] == {"localhost": {"stable": "codex-stable", "canary": "codex-canary"}}
+    assert plan["weights"]["25"] == {"codex-canary": 25, "codex-stable": 75}
+    assert plan["host_batches"] == [["localhost"]]
+    # the same inventory as the hosts example but for the target block
+    hosts_example = os.path.join(EXAMPLE, "..", "hosts", "group_vars", "all")
+    for name in ("rollout.yml",):
+        with open(os.path.join(EXAMPLE, "group_vars", "all", name), encoding="utf-8") as a, \
+                open(os.path.join(hosts_example, name), encoding="utf-8") as b:
+            assert a.read() == b.read(), name
