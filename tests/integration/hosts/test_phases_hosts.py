@@ -36,6 +36,7 @@ import yaml
 from demo.stack.haproxy import runtime_command
 from demo.stack.local import DURABLE
 from demo.testkit import consumer_info
+from tests.integration.example_check import check_play
 from tests.integration.hosts.site_kit import (
     BIN, CANARY_REPOS, JOB, MARKER, NATS_DURABLE, PORTS, ROOT, SERVICE, WeightWatch, ansible_env, assert_ok, entries,
     expected_weights, longest_silence, open_site, processes_mentioning, task_blocks, verify_ledger)
@@ -99,19 +100,7 @@ def test_the_example_inventory_lists_and_its_target_validates(collection, tmp_pa
     inv = json.loads(p.stdout)
     assert inv["app"]["hosts"] == ["app1", "app2", "app3"] and inv["lb"]["hosts"] == ["lb1"]
     assert inv["_meta"]["hostvars"]["app1"]["rollout_target"]["name"] == "codex"
-    play = [{"name": "Check the example", "hosts": "localhost", "gather_facts": False, "tasks": [
-        {"name": "The target, its weights and batches", "register": "plan",
-         "stagegate.rollout.rollout_target": {
-             "target": "{{ rollout_target }}", "groups": "{{ groups }}", "hosts": "{{ groups.all }}",
-             "canary_weights": "{{ [0] + rollout_canary.steps | map(attribute='weight') | list }}",
-             "batches": "{{ rollout_production.batches }}", "version": "v2"}},
-        {"name": "Every phase's flags against the schema",
-         "stagegate.rollout.feature_flags": {"schema": "{{ rollout_flag_schema }}",
-                                             "flags": "{{ lookup('vars', 'rollout_' ~ item).flags }}",
-                                             "phase": "{{ item }}"},
-         "loop": ["staging", "canary", "production", "advanced"]},
-        {"name": "Save the plan", "ansible.builtin.copy": {"content": "{{ plan | to_json }}",
-                                                           "dest": str(tmp_path / "plan.json"), "mode": "0600"}}]}]
+    play = check_play(tmp_path / "plan.json")
     (tmp_path / "check.yml").write_text(json.dumps(play))
     p = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", EXAMPLE, str(tmp_path / "check.yml")],
                        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300, check=False)

@@ -32,6 +32,7 @@ from demo.stack.ports import free_port
 from demo.stack.prometheus import Prometheus
 from kube_emulator import EmulatorThread
 from kube_kit import VENV_BIN, helm_binary, helm_env
+from tests.integration.example_check import check_play
 
 NAMESPACE = "codex"
 GW = "gateway.networking.k8s.io"
@@ -316,19 +317,7 @@ def test_the_example_inventory_validates(tmp_path):
     """inventories/examples/kubernetes: the installed rollout_target accepts its target (one controller, the two
     slot releases, the step weights) and feature_flags every phase's flags against its schema; nothing runs
     against a cluster."""
-    play = [{"name": "Check the example", "hosts": "localhost", "gather_facts": False, "tasks": [
-        {"name": "The target, its weights and batches", "register": "plan",
-         "stagegate.rollout.rollout_target": {
-             "target": "{{ rollout_target }}", "groups": "{{ groups }}", "hosts": "{{ groups.all }}",
-             "canary_weights": "{{ [0] + rollout_canary.steps | map(attribute='weight') | list }}",
-             "batches": "{{ rollout_production.batches }}", "version": "v2"}},
-        {"name": "Every phase's flags against the schema",
-         "stagegate.rollout.feature_flags": {"schema": "{{ rollout_flag_schema }}",
-                                             "flags": "{{ lookup('vars', 'rollout_' ~ item).flags }}",
-                                             "phase": "{{ item }}"},
-         "loop": ["staging", "canary", "production", "advanced"]},
-        {"name": "Save the plan", "ansible.builtin.copy": {"content": "{{ plan | to_json }}",
-                                                           "dest": str(tmp_path / "plan.json"), "mode": "0600"}}]}]
+    play = check_play(tmp_path / "plan.json")
     (tmp_path / "check.yml").write_text(json.dumps(play))
     env = helm_env(tmp_path, os.devnull)  # the collection from .collections, as the other tests here
     p = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", EXAMPLE, str(tmp_path / "check.yml")],
