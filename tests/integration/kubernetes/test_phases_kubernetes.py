@@ -259,6 +259,14 @@ def test_a_good_release_goes_through_the_four_phases(cluster):
     assert cluster.route_weights()[-1] == (100, 0)
     assert cluster.flags("stable") == {"PUBLISH_ENABLED": "true", "PUBLISH_PORTAL": "external", "GRAPH_API_ENABLED": "true"}
     assert verify_ledger(str(cluster.ledger))["verified"]
+    # stagegate.rollout.status reads the same from the cluster and the ledger
+    before = [r for r in cluster.emulator.requests() if r["method"] not in ("GET",)]
+    rc, out = cluster.play("status", "v2")
+    assert_ok(rc, out)
+    assert [r for r in cluster.emulator.requests() if r["method"] not in ("GET",)] == before, "status wrote to the cluster"
+    report = "".join(out.split())  # the debug output of the report, without its indentation
+    assert '"hosts":{"localhost":{"canary":null,"stable":"v2"}}' in report, out[-3000:]
+    assert '"weights":{"codex-canary":0,"codex-stable":100}' in report, out[-3000:]
 
 
 def test_a_bad_release_is_rolled_back_at_the_canary_weight_0_first(cluster):
