@@ -4,7 +4,9 @@
 """The fast abort: the traffic change a judging module makes itself, the moment it decides ``fail``.
 
 ``canary_judge`` and ``metric_gate`` take an ``on_fail`` option (``ON_FAIL_OPTIONS``): HAProxy's runtime
-socket, the backend and the weights that give the canary no traffic. When a look or an evaluation decides
+socket, the backend and the weights that give the canary no traffic; or (kind kubernetes) ``kubernetes``, the
+router object whose canary weight goes to 0 (``kube_router``: one JSON patch of the HTTPRoute or the canary
+Ingress, a few milliseconds). When a look or an evaluation decides
 ``fail``, the module writes those weights in the same process (one read and one apply session of
 ``haproxy_runtime.change_traffic``, about 2 ms) before it returns, so the canary stops taking traffic
 without waiting for Ansible to fail the task, enter the rescue and include the rollback. The rollback
@@ -22,11 +24,14 @@ import time
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.haproxy_runtime import (
     HAProxyError, change_traffic, validate_request)
+from ansible_collections.stagegate.rollout.plugins.module_utils.kube_router import (
+    KUBERNETES_OPTIONS, RouterError, set_canary_weight)
 
 ON_FAIL_OPTIONS = dict(
-    socket=dict(type="str", required=True),
-    backend=dict(type="str", required=True),
-    weights=dict(type="dict", required=True),
+    socket=dict(type="str"),
+    backend=dict(type="str"),
+    weights=dict(type="dict"),
+    kubernetes=dict(type="dict", options=KUBERNETES_OPTIONS),
     timeout=dict(type="float", default=2.0),
 )
 
@@ -37,6 +42,16 @@ def check_on_fail(spec):
         return None
     if spec["timeout"] is None or spec["timeout"] <= 0:
         return "on_fail.timeout: %r is not accepted; give a number of seconds above 0" % spec["timeout"]
+    haproxy = [k for k in ("socket", "backend", "weights") if spec.get(k) not in (None, "", {})]
+    if spec.get("kubernetes"):
+        if haproxy:
+            return ("on_fail: kubernetes and %s are given (accepted: socket, backend and weights for HAProxy, or "
+                    "kubernetes for a cluster's router)" % ", ".join(haproxy))
+        return None
+    missing = [k for k in ("socket", "backend", "weights") if k not in haproxy]
+    if missing:
+        return ("on_fail: %s missing (accepted: socket, backend and weights for HAProxy, or kubernetes for a "
+                "cluster's router)" % ", ".join(missing))
     try:
         validate_request(spec["backend"], weights=spec["weights"])
     except HAProxyError as exc:
@@ -50,10 +65,25 @@ def abort_traffic(spec, decided_at, check_mode=False, client=None):
     Returns {applied, changed, weights, after, ms_after_verdict, decided_at, applied_at, error}; never raises.
     In check mode nothing is written (applied false, check_mode true).
     """
-    out = {"weights": dict(spec["weights"]), "backend": spec["backend"], "decided_at": decided_at,
-           "applied": False, "changed": False, "error": None}
+    kube = spec.get("kubernetes")
+    if kube:
+        out = {"weights": {kube["stable"]: 100, kube["canary"]: 0}, "backend": "%s/%s" % (kube["namespace"], kube["name"]),
+               "decided_at": decided_at, "applied": False, "changed": False, "error": None}
+    else:
+        out = {"weights": dict(spec["weights"]), "backend": spec["backend"], "decided_at": decided_at,
+               "applied": False, "changed": False, "error": None}
     if check_mode:
         out["check_mode"] = True
+        return out
+    if kube:
+        try:
+            res = set_canary_weight(kube, 0, timeout=spec["timeout"])
+        except RouterError as exc:
+            out["error"] = "router weight not written: %s" % exc
+        else:
+            out.update(applied=True, changed=res["changed"], after=dict(out["weights"]))
+        out["applied_at"] = time.time()
+        out["ms_after_verdict"] = round((out["applied_at"] - decided_at) * 1000.0, 1)
         return out
     try:
         res = change_traffic(spec["socket"], spec["backend"], weights=spec["weights"], timeout=spec["timeout"],

@@ -8,7 +8,8 @@ A good release, v2, goes install (v1) -> staging -> canary -> production -> adva
 HTTPRoute's weights at each step, the flags in each slot's ConfigMap, the stable release's version at the end
 and the canary scaled to 0. A bad release, v3 (20 % errors once it takes traffic), is rolled back at the canary:
 the router's canary weight 0 before anything else, the canary release scaled to 0 with the stable flags, the
-ledger verifying. A kubernetes target that is not right is refused before any request reaches the cluster.
+ledger verifying; the judging module wrote that weight 0 itself the moment it decided (the fast abort). A
+kubernetes target that is not right is refused before any request reaches the cluster.
 
 What the emulator cannot show (kube_emulator.py): no pod runs, no controller reads the HTTPRoute (nothing is
 routed), there are no probes, and the Deployment controller is a stand-in that reports ready. The service's
@@ -281,6 +282,11 @@ def test_a_bad_release_is_rolled_back_at_the_canary_weight_0_first(cluster):
     assert "rollback" in events and "promote" not in events, events
     failed = [e for e in entries if e["event"] in ("judge", "gate") and e["decision"] == "rollback"]
     assert failed, events
+    # the fast abort: whichever decided fail wrote the router's canary weight 0 itself (one JSON patch), before
+    # its task returned
+    abort = failed[0]["evidence"]["fast_abort"]
+    assert abort and abort["applied"] and abort["weights"] == {"codex-stable": 100, "codex-canary": 0}, failed[0]
+    assert abort["ms_after_verdict"] <= 2000, abort
     rollback = next(e for e in entries if e["event"] == "rollback")
     assert rollback["evidence"]["left"] == [], rollback
     # the router's canary weight 0 first, then the canary release scaled to 0 with the stable release's flags

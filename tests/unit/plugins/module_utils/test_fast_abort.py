@@ -64,3 +64,24 @@ def test_check_mode_sends_nothing():
     out = fa.abort_traffic(spec(), time.time(), check_mode=True, client=lb)
     assert out["check_mode"] and not out["applied"] and lb.sessions == 0
     assert "check mode" in fa.describe(out)
+
+
+KUBE = {"router": "gateway-api", "namespace": "codex", "name": "codex", "stable": "codex-stable", "canary": "codex-canary"}
+
+
+def test_kubernetes_or_haproxy_not_both_nor_half():
+    assert fa.check_on_fail({"kubernetes": dict(KUBE), "timeout": 2.0}) is None
+    msg = fa.check_on_fail(dict(spec(), kubernetes=dict(KUBE)))
+    assert msg.startswith("on_fail: kubernetes and socket, backend, weights are given"), msg
+    msg = fa.check_on_fail({"socket": "/run/haproxy/admin.sock", "timeout": 2.0})
+    assert msg.startswith("on_fail: backend, weights missing"), msg
+
+
+def test_a_router_that_cannot_be_reached_is_reported_not_raised():
+    kube = dict(KUBE, host="https://127.0.0.1:9", api_key="t0ken", validate_certs=False)
+    decided = time.time()
+    out = fa.abort_traffic({"kubernetes": kube, "timeout": 0.5}, decided)
+    assert not out["applied"] and out["error"].startswith("router weight not written: HTTPRoute codex/codex:"), out
+    assert "t0ken" not in out["error"]
+    assert out["weights"] == {"codex-stable": 100, "codex-canary": 0} and out["backend"] == "codex/codex"
+    assert out["ms_after_verdict"] >= 0
