@@ -25,7 +25,7 @@ import time
 from ansible_collections.stagegate.rollout.plugins.module_utils.haproxy_runtime import (
     HAProxyError, change_traffic, validate_request)
 from ansible_collections.stagegate.rollout.plugins.module_utils.kube_router import (
-    KUBERNETES_OPTIONS, RouterError, set_canary_weight)
+    KUBERNETES_OPTIONS, RouterError, prepare, set_canary_weight)
 
 ON_FAIL_OPTIONS = dict(
     socket=dict(type="str"),
@@ -37,7 +37,9 @@ ON_FAIL_OPTIONS = dict(
 
 
 def check_on_fail(spec):
-    """Static checks of an ``on_fail`` option before anything is read or written; returns an error text or None."""
+    """Checks of an ``on_fail`` option before anything is read or written; returns an error text or None. For a
+    cluster's router the connection is made here too (the client imported, the kubeconfig read; no request), so
+    the abort itself is two requests."""
     if not spec:
         return None
     if spec["timeout"] is None or spec["timeout"] <= 0:
@@ -47,6 +49,10 @@ def check_on_fail(spec):
         if haproxy:
             return ("on_fail: kubernetes and %s are given (accepted: socket, backend and weights for HAProxy, or "
                     "kubernetes for a cluster's router)" % ", ".join(haproxy))
+        try:
+            prepare(spec["kubernetes"])
+        except RouterError as exc:
+            return "on_fail.kubernetes: %s" % exc
         return None
     missing = [k for k in ("socket", "backend", "weights") if k not in haproxy]
     if missing:

@@ -22,6 +22,7 @@ import http.server
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 
@@ -286,7 +287,8 @@ def test_a_bad_release_is_rolled_back_at_the_canary_weight_0_first(cluster):
     # its task returned
     abort = failed[0]["evidence"]["fast_abort"]
     assert abort and abort["applied"] and abort["weights"] == {"codex-stable": 100, "codex-canary": 0}, failed[0]
-    assert abort["ms_after_verdict"] <= 2000, abort
+    assert abort["ms_after_verdict"] <= 1000, abort
+    sys.stderr.write("fast abort on the cluster: %s ms after the verdict\n" % abort["ms_after_verdict"])
     rollback = next(e for e in entries if e["event"] == "rollback")
     assert rollback["evidence"]["left"] == [], rollback
     # the router's canary weight 0 first, then the canary release scaled to 0 with the stable release's flags

@@ -69,8 +69,11 @@ def test_check_mode_sends_nothing():
 KUBE = {"router": "gateway-api", "namespace": "codex", "name": "codex", "stable": "codex-stable", "canary": "codex-canary"}
 
 
-def test_kubernetes_or_haproxy_not_both_nor_half():
-    assert fa.check_on_fail({"kubernetes": dict(KUBE), "timeout": 2.0}) is None
+def test_kubernetes_or_haproxy_not_both_nor_half(tmp_path):
+    # the connection is made ahead (no request): a host, or a kubeconfig that must be readable
+    assert fa.check_on_fail({"kubernetes": dict(KUBE, host="https://127.0.0.1:9"), "timeout": 2.0}) is None
+    msg = fa.check_on_fail({"kubernetes": dict(KUBE, kubeconfig=str(tmp_path / "missing")), "timeout": 2.0})
+    assert msg.startswith("on_fail.kubernetes: cannot connect to the cluster"), msg
     msg = fa.check_on_fail(dict(spec(), kubernetes=dict(KUBE)))
     assert msg.startswith("on_fail: kubernetes and socket, backend, weights are given"), msg
     msg = fa.check_on_fail({"socket": "/run/haproxy/admin.sock", "timeout": 2.0})

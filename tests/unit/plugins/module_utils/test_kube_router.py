@@ -36,8 +36,8 @@ def test_a_route_without_both_backends_is_refused():
 
 
 def test_the_canary_ingress_weight_annotation():
-    ing = {"metadata": {"name": "codex-canary", "annotations": {"nginx.ingress.kubernetes.io/canary": "true",
-                                                                 kr.WEIGHT_ANNOTATION: "40"}}}
+    annotations = {"nginx.ingress.kubernetes.io/canary": "true", kr.WEIGHT_ANNOTATION: "40"}
+    ing = {"metadata": {"name": "codex-canary", "annotations": annotations}}
     patch, before = kr.ingress_patch(ing, 0)
     assert before == 40
     assert patch == [{"op": "add", "path": "/metadata/annotations/nginx.ingress.kubernetes.io~1canary-weight", "value": "0"}]
