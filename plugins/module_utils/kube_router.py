@@ -18,12 +18,8 @@ __metaclass__ = type
 GATEWAY = ("gateway.networking.k8s.io", "v1", "httproutes")
 WEIGHT_ANNOTATION = "nginx.ingress.kubernetes.io/canary-weight"
 
-KUBERNETES_OPTIONS = dict(
-    router=dict(type="str", choices=["gateway-api", "ingress-nginx"], default="gateway-api"),
-    namespace=dict(type="str", required=True),
-    name=dict(type="str", required=True),
-    stable=dict(type="str", required=True),
-    canary=dict(type="str", required=True),
+# how to reach a cluster: a kubeconfig (and context), or a host and token; none of them = the in-cluster account
+CONNECTION_OPTIONS = dict(
     kubeconfig=dict(type="path"),
     context=dict(type="str"),
     host=dict(type="str"),
@@ -31,11 +27,18 @@ KUBERNETES_OPTIONS = dict(
     ca_cert=dict(type="path"),
     validate_certs=dict(type="bool", default=True),
 )
+KUBERNETES_OPTIONS = dict(
+    router=dict(type="str", choices=["gateway-api", "ingress-nginx"], default="gateway-api"),
+    namespace=dict(type="str", required=True),
+    name=dict(type="str", required=True),
+    stable=dict(type="str", required=True),
+    canary=dict(type="str", required=True),
+    **CONNECTION_OPTIONS
+)
 
 
 # connections made ahead (prepare), by their options: the abort itself is then one GET and one PATCH
 _CLIENTS = {}
-CONNECTION_KEYS = ("kubeconfig", "context", "host", "api_key", "ca_cert", "validate_certs")
 
 
 class RouterError(Exception):
@@ -81,7 +84,7 @@ def ingress_patch(ingress, weight):
 def prepare(spec):
     """Import the client and make the connection of ``spec`` now (reads a kubeconfig, sends no request), so that
     :func:`set_canary_weight` later spends its time on the two requests only. Raises RouterError."""
-    key = tuple(spec.get(k) for k in CONNECTION_KEYS)
+    key = tuple(spec.get(k) for k in sorted(CONNECTION_OPTIONS))
     if key not in _CLIENTS:
         _CLIENTS[key] = api_client(spec)
     return _CLIENTS[key]

@@ -33,6 +33,7 @@ import re
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+from ansible_collections.stagegate.rollout.plugins.module_utils.kube_router import CONNECTION_OPTIONS
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_spec import PROVIDER_OPTIONS
 from ansible_collections.stagegate.rollout.plugins.module_utils.redact import url_secrets
 
@@ -80,13 +81,6 @@ KUBERNETES_OPTIONS = dict(
     namespace=dict(type="str"),
     release=dict(type="str"),
     controller=dict(type="str", default="localhost"),
-    # connection: a kubeconfig (and context), or a host with a token; none of them = the in-cluster account
-    kubeconfig=dict(type="path"),
-    context=dict(type="str"),
-    host=dict(type="str"),
-    api_key=dict(type="str", no_log=True),
-    ca_cert=dict(type="path"),
-    validate_certs=dict(type="bool", default=True),
     helm_binary=dict(type="str", default=""),
     chart=dict(type="str", default=""),
     chart_version=dict(type="str", default=""),
@@ -105,6 +99,8 @@ KUBERNETES_OPTIONS = dict(
         canary=dict(type="int", default=1),
     )),
     wait_timeout=dict(type="int", default=300),
+    # the connection: kubeconfig, context, host, api_key (no_log), ca_cert, validate_certs
+    **CONNECTION_OPTIONS
 )
 # The keys of the NATS connection are the options of the collection's NATS modules (module_defaults).
 NATS_CONNECTION_KEYS = ("servers", "user", "password", "token", "creds_file", "nkey_seed", "tls_ca", "tls_cert",
