@@ -164,10 +164,10 @@ class Cluster:
                                  "batches": ["100%"], "analysis_seconds": 5, "thresholds": {"error_rate": 0.01}},
         }))
 
-    def play(self, name, version, timeout=600):
+    def play(self, name, version, timeout=600, extra=()):
         proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", str(self.inventory),
                                "stagegate.rollout.%s" % name, "-e", "rollout_version=%s" % version,
-                               "-e", "rollout_auto_approve=true"],
+                               "-e", "rollout_auto_approve=true"] + list(extra),
                               capture_output=True, text=True, env=self.env, timeout=timeout, check=False)
         return proc.returncode, proc.stdout + proc.stderr
 
@@ -306,6 +306,19 @@ def test_a_bad_release_is_rolled_back_at_the_canary_weight_0_first(cluster):
     assert cluster.version("canary") == ("v3", 0) and cluster.version("stable") == ("v2", 2)
     assert cluster.flags("canary") == stable_flags
     assert cluster.route_weights()[-1] == (100, 0)
+    assert verify_ledger(str(cluster.ledger))["verified"]
+
+
+def test_a_person_rolls_the_advanced_phase_back_the_stable_release_gets_its_flags_back(cluster):
+    """stagegate.rollout.rollback of v2's advanced phase: weight 0 (already), the canary stays at 0, and the stable
+    release gets back the version and flags it had before the advanced phase (production's: no graph API)."""
+    rc, out = cluster.play("rollback", "v2", extra=("-e", "rollout_phase=advanced", "-e", "reason=a person decided"))
+    assert_ok(rc, out)
+    assert cluster.version("stable") == ("v2", 2) and cluster.version("canary")[1] == 0
+    assert cluster.flags("stable") == {"PUBLISH_ENABLED": "true", "PUBLISH_PORTAL": "external", "GRAPH_API_ENABLED": "false"}
+    assert cluster.route_weights()[-1] == (100, 0)
+    rollback = [e for e in cluster.entries("v2", "advanced") if e["event"] == "rollback"]
+    assert len(rollback) == 1 and rollback[0]["evidence"]["left"] == [], rollback
     assert verify_ledger(str(cluster.ledger))["verified"]
 
 
