@@ -20,7 +20,8 @@ options:
         closed, and the failed result carries RV(on_fail).
       - Run the task where the HAProxy runtime socket is (C(delegate_to) the load-balancer host).
       - On a cluster, O(on_fail.kubernetes) instead - the canary weight 0 in one JSON patch of the HTTPRoute (or
-        the canary Ingress of ingress-nginx) with the Python C(kubernetes) client.
+        the canary Ingress of ingress-nginx) with the Python C(kubernetes) client (in C(requirements.txt); needed
+        where the module runs). The connection is made before the first look, so the abort is two requests.
       - Either O(on_fail.socket), O(on_fail.backend) and O(on_fail.weights), or O(on_fail.kubernetes).
       - The options are checked before anything is read. A failed write does not fail the task; it is reported in
         RV(on_fail), and the rollback that follows writes the weights again.

