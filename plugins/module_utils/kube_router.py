@@ -126,8 +126,11 @@ def set_canary_weight(spec, weight, timeout=5.0, api=None):
     except ImportError:
         raise RouterError("the kubernetes Python client is not installed where this runs (pip install kubernetes)")
     api = api or prepare(spec)
+    gateway = spec.get("router", "gateway-api") == "gateway-api"
+    # the object that holds the weight: the HTTPRoute, or the canary Ingress of ingress-nginx
+    what = "%s %s/%s" % (("HTTPRoute", spec["namespace"], spec["name"]) if gateway else ("Ingress", spec["namespace"], spec["canary"]))
     try:
-        if spec.get("router", "gateway-api") == "gateway-api":
+        if gateway:
             objects = client.CustomObjectsApi(api)
             route = objects.get_namespaced_custom_object(GATEWAY[0], GATEWAY[1], spec["namespace"], GATEWAY[2], spec["name"],
                                                          _request_timeout=timeout)
@@ -144,7 +147,6 @@ def set_canary_weight(spec, weight, timeout=5.0, api=None):
     except RouterError:
         raise
     except Exception as exc:  # pylint: disable=broad-except  # ApiException, connection and timeout errors
-        raise RouterError("%s %s/%s: %s" % ("HTTPRoute" if spec.get("router", "gateway-api") == "gateway-api" else "Ingress",
-                                            spec["namespace"], spec["name"] if spec.get("router", "gateway-api") == "gateway-api"
-                                            else spec["canary"], str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)))
+        first = (str(exc).strip().splitlines() or [repr(exc)])[0]
+        raise RouterError("%s: %s" % (what, first))
     return {"before": before, "after": int(weight), "changed": before != int(weight)}
