@@ -48,7 +48,7 @@ lint:
 	ANSIBLE_HOME=$(ROOT)/.cache/ansible-lint ansible-lint --profile production --offline
 
 # Two halves at once (most of a rollout test is waiting on analysis windows): each with its own pytest
-# temp dir; the two SSH host suites (hosts: 127.0.0.11-13, faults: 127.0.0.21) sit in different halves so
+# temp dir; the SSH host suites (hosts: 127.0.0.11-13; faults: 127.0.0.21, blue_green: 127.0.0.31-32) sit in different halves so
 # the halves take about as long. Each half prints its output when it ends, its slowest tests last.
 INTEGRATION_A := tests/integration/hosts tests/integration/demo tests/integration/jetstream tests/integration/awx tests/integration/kubernetes
 INTEGRATION_B := $(filter-out $(INTEGRATION_A) %/__pycache__,$(patsubst %/,%,$(wildcard tests/integration/*/)))

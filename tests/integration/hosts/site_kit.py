@@ -117,7 +117,8 @@ class Site:
     def __init__(self, workdir, collections_path, addresses=("127.0.0.11", "127.0.0.12", "127.0.0.13"), analysis=8,
                  phases=None, rollout_vars=None):
         """``analysis``: seconds per canary step and per production/advanced batch; ``phases``: {rollout_<phase>:
-        {key: value}} laid over the plan of each phase; ``rollout_vars``: more variables of the user's inventory."""
+        {key: value}} laid over the plan of each phase (None: the key taken out); ``rollout_vars``: more variables
+        of the user's inventory."""
         self.workdir = str(workdir)
         self.collections_path = collections_path
         self.addresses = tuple(addresses)
@@ -330,8 +331,8 @@ class Site:
                 ],
             },
         }
-        for phase, over in self.phases_over.items():
-            phases[phase] = dict(phases[phase], **over)
+        for phase, over in self.phases_over.items():  # a key given as None is taken out of the plan
+            phases[phase] = dict((k, v) for k, v in dict(phases[phase], **over).items() if v is not None)
         write_yaml(os.path.join(group_vars, "phases.yml"), phases, "# the plan of each phase")
 
     # running the collection's playbooks, as a user does
