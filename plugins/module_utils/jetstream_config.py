@@ -19,9 +19,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
+from ansible_collections.stagegate.rollout.plugins.module_utils.durations import SIZE_UNITS
 from ansible_collections.stagegate.rollout.plugins.module_utils.jetstream_values import (
     DAY, DURATION_HELP, DURATION_UNITS, HOUR, INT32_MAX, INT64_MAX, JetStreamConfigError, MINUTE, MS, NS, SECOND,
-    SIZE_HELP, SIZE_UNITS, US, WEEK, _time_ns, check_bool, check_choice, check_name, check_subject,
+    SIZE_HELP, US, WEEK, _time_ns, check_bool, check_choice, check_name, check_subject,
     format_duration, parse_count, parse_duration, parse_rfc3339, parse_size)
 
 STORAGE_CHOICES = ("file", "memory")

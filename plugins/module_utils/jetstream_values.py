@@ -3,7 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """JetStream option values: durations (nanoseconds), sizes (bytes), counts, names, subjects, RFC 3339 times.
 
-Plain Python. ``jetstream_config`` builds stream and consumer configurations from these; every parser raises
+Plain Python. The grammars of durations and sizes are ``durations``' (``go_duration`` in nanoseconds,
+``size_bytes``); this file adds JetStream's limits (``-1`` for unlimited, int64, whole bytes).
+``jetstream_config`` builds stream and consumer configurations from these; every parser raises
 ``JetStreamConfigError`` naming the field, the value and what is accepted.
 """
 
@@ -17,36 +19,12 @@ import re
 import time
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.durations import (
-    is_plain_seconds, split_duration, unknown_unit)
+    GO_UNITS_NS, SIZE_HELP, go_duration, size_bytes, unknown_size_unit, unknown_unit)
 
-NS = 1
-US = 1000
-MS = 1000 * US
-SECOND = 1000 * MS
-MINUTE = 60 * SECOND
-HOUR = 60 * MINUTE
-DAY = 24 * HOUR
-WEEK = 7 * DAY
-
-DURATION_UNITS = (
-    ("ns", NS), ("us", US), (u"\u00b5s", US), ("ms", MS), ("s", SECOND), ("m", MINUTE), ("h", HOUR),
-    ("d", DAY), ("w", WEEK),
-)
-_DURATION_UNIT = dict(DURATION_UNITS)
+NS, US, MS, SECOND, MINUTE, HOUR, DAY, WEEK = (GO_UNITS_NS[u] for u in ("ns", "us", "ms", "s", "m", "h", "d", "w"))
+DURATION_UNITS = tuple(sorted(GO_UNITS_NS.items(), key=lambda item: item[1]))   # (unit, nanoseconds), shortest first
 DURATION_HELP = ("a duration like 72h, 30m, 1h30m, 90s, 500ms or 7d (units ns, us, ms, s, m, h, d, w), "
                  "or a number of seconds")
-
-SIZE_UNITS = {
-    "": 1, "b": 1,
-    "k": 10 ** 3, "kb": 10 ** 3, "kib": 2 ** 10,
-    "m": 10 ** 6, "mb": 10 ** 6, "mib": 2 ** 20,
-    "g": 10 ** 9, "gb": 10 ** 9, "gib": 2 ** 30,
-    "t": 10 ** 12, "tb": 10 ** 12, "tib": 2 ** 40,
-    "p": 10 ** 15, "pb": 10 ** 15, "pib": 2 ** 50,
-}
-_SIZE = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([A-Za-z]*)$")
-SIZE_HELP = ("an integer number of bytes or a size like 10GB, 512MiB, 1.5G (B, KB/KiB, MB/MiB, GB/GiB, TB/TiB, PB/PiB; "
-             "KB = 1000, KiB = 1024)")
 
 INT64_MAX = 2 ** 63 - 1
 INT32_MAX = 2 ** 31 - 1
@@ -96,15 +74,12 @@ def parse_duration(value, field, unlimited=False, allow_zero=True):
             raise JetStreamConfigError("%s: %r is negative; expected %s" % (field, value, accepted))
         if text.startswith("+"):
             text = text[1:]
-        if is_plain_seconds(text):
-            ns = int(round(float(text) * SECOND))
-        else:
-            parts = split_duration(text, _DURATION_UNIT, decimals=True)
-            if parts is None:
-                unit = unknown_unit(text, _DURATION_UNIT, decimals=True)
-                hint = (" (unknown unit %r)" % unit) if unit else ""
-                raise JetStreamConfigError("%s: %r is not a duration%s; expected %s" % (field, value, hint, accepted))
-            ns = int(round(sum(float(number) * _DURATION_UNIT[name] for number, name in parts)))
+        ns = go_duration(text, GO_UNITS_NS)
+        if ns is None:
+            unit = unknown_unit(text, GO_UNITS_NS, decimals=True)
+            hint = (" (unknown unit %r)" % unit) if unit else ""
+            raise JetStreamConfigError("%s: %r is not a duration%s; expected %s" % (field, value, hint, accepted))
+        ns = int(round(ns))
     else:
         raise JetStreamConfigError("%s: expected %s, got a %s" % (field, accepted, type(value).__name__))
     if ns > INT64_MAX:
@@ -156,13 +131,12 @@ def parse_size(value, field, allow_unlimited=True, maximum=INT64_MAX):
             return -1
         if text.startswith("-"):
             raise JetStreamConfigError("%s: %r is negative; expected %s" % (field, value, accepted))
-        m = _SIZE.match(text)
-        if not m:
-            raise JetStreamConfigError("%s: %r is not a size; expected %s" % (field, value, accepted))
-        unit = m.group(2).lower()
-        if unit not in SIZE_UNITS:
-            raise JetStreamConfigError("%s: %r has an unknown unit %r; expected %s" % (field, value, m.group(2), accepted))
-        number = float(m.group(1)) * SIZE_UNITS[unit]
+        number = size_bytes(text)
+        if number is None:
+            unit = unknown_size_unit(text)
+            if unit is None:
+                raise JetStreamConfigError("%s: %r is not a size; expected %s" % (field, value, accepted))
+            raise JetStreamConfigError("%s: %r has an unknown unit %r; expected %s" % (field, value, unit, accepted))
         if number != int(number):
             raise JetStreamConfigError("%s: %r is not a whole number of bytes; expected %s" % (field, value, accepted))
         number = int(number)

@@ -7,7 +7,7 @@ One argument spec (servers, user/password, token, credentials file, nkey seed,
 TLS CA/cert/key, timeouts), validated before anything connects; one sync facade
 (:class:`NatsSession`) that runs nats-py's asyncio client from plain module code
 and talks to the JetStream JSON API; errors as :class:`NatsError` whose messages
-never contain a secret (passwords, tokens, seeds, user info in server URLs).
+never contain a secret (passwords, tokens, seeds, user info in server URLs: scrubbed with ``redact.scrub``).
 
 nats-py (and nkeys for credentials files and nkey seeds) are imported lazily,
 only when a session connects, so that the validation and the unit tests run
@@ -26,9 +26,10 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
+from ansible_collections.stagegate.rollout.plugins.module_utils.redact import scrub, url_secrets
+
 DEFAULT_SERVER = "nats://127.0.0.1:4222"
 SCHEMES = ("nats", "tls", "ws", "wss")
-REDACTED = "********"
 
 # The connection options of every NATS module (documented by the doc fragment stagegate.rollout.nats).
 NATS_ARGUMENT_SPEC = dict(
@@ -54,7 +55,6 @@ NATS_MUTUALLY_EXCLUSIVE = [
     ("creds_file", "nkey_seed"),
 ]
 
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]*)@")
 _HOST_PORT = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(?P<port>[^/]*))?/?$")
 _NKEY_USER_SEED = re.compile(r"^SU[A-Z2-7]{56}$")
 
@@ -107,30 +107,6 @@ def nats_argument_spec(**extra):
     return spec
 
 
-def redact_urls(text):
-    """Replace the user info of every URL in ``text`` (``nats://user:pass@host`` -> ``nats://********@host``)."""
-    return _URL_USERINFO.sub(lambda m: m.group("scheme") + REDACTED + "@", str(text))
-
-
-def redact(text, secrets=()):
-    """``text`` with URL user info and every occurrence of each secret replaced."""
-    text = redact_urls(text)
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text
-
-
-def _url_secrets(url):
-    """Secrets carried in the user info of a server URL (the password, or a lone token / user)."""
-    m = _URL_USERINFO.match(url)
-    if not m:
-        return []
-    userinfo = m.group("userinfo")
-    if ":" in userinfo:
-        return [userinfo.split(":", 1)[1], userinfo]
-    return [userinfo]
-
-
 def parse_server(url):
     """Validate one server URL; returns it with ``nats://`` added when it had no scheme.
 
@@ -140,7 +116,7 @@ def parse_server(url):
         raise NatsConfigError("servers: an entry is empty; expected URLs like nats://host:4222 (schemes %s)"
                               % ", ".join(SCHEMES))
     url = url.strip()
-    shown = redact_urls(url)
+    shown = scrub(url)
     if "://" in url:
         scheme, rest = url.split("://", 1)
     else:
@@ -272,15 +248,16 @@ class NatsConnectionParams:
         """Every secret value these options carry (to scrub from messages and module output)."""
         out = [s for s in (self.password, self.token, self.nkey_seed) if s]
         for url in self.servers:
-            out.extend(s for s in _url_secrets(url) if s)
+            out.extend(s for s in url_secrets(url) if s)
         return out
 
     def redact(self, text):
-        return redact(text, self.secrets())
+        """``text`` (made a string) without these options' secrets and any URL's userinfo (``redact.scrub``)."""
+        return scrub(str(text), self.secrets())
 
     @property
     def servers_shown(self):
-        return ", ".join(redact_urls(s) for s in self.servers)
+        return ", ".join(scrub(s) for s in self.servers)
 
     def required_libraries(self):
         """Python libraries these options need: nats-py always, nkeys for creds_file/nkey_seed."""

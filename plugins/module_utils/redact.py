@@ -14,9 +14,8 @@
 ``no_log`` hides a secret only where Ansible knows it; scrubbing also covers what a server echoes back and
 secrets derived from the ones given (an ``Authorization`` header). Plain Python, no I/O.
 
-Still a copy: ``nats_connection.redact`` / ``redact_urls`` / ``_url_secrets`` (left alone while the NATS
-authentication change was under way there); the next change there should use :func:`scrub` and
-:func:`url_secrets`. ``rollout_notify.url_secrets`` is a different policy on purpose: a webhook URL carries its
+``nats_connection`` scrubs its messages with :func:`scrub` and :func:`url_secrets`.
+``rollout_notify.url_secrets`` is a different policy on purpose: a webhook URL carries its
 token in the path, so the whole URL, its path and its query values are secrets there.
 """
 
@@ -33,8 +32,9 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 
 REDACTED = "********"
 
-# ``scheme://userinfo@`` anywhere in a text (the userinfo never holds / ? # @ or spaces)
-URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s]+)@")
+# ``scheme://userinfo@`` anywhere in a text (the userinfo never holds / @ or spaces; a ``?`` or ``#`` written in a
+# password unencoded is taken as part of it: scrubbing a little too much is safe, showing a password half is not)
+URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
 
 
 def redact_url(url):

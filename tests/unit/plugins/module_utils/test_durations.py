@@ -10,8 +10,8 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.durations import (
-    GO_UNITS, PROMETHEUS_UNITS, is_plain_seconds, is_prometheus_duration, parse_duration, parse_go_duration,
-    parse_seconds, split_duration, unknown_unit)
+    GO_UNITS, GO_UNITS_NS, PROMETHEUS_UNITS, go_duration, is_plain_seconds, is_prometheus_duration, parse_duration,
+    parse_go_duration, parse_seconds, size_bytes, split_duration, unknown_size_unit, unknown_unit)
 
 
 def test_split_duration_needs_the_whole_text_in_parts():
@@ -71,3 +71,23 @@ def test_go_durations(value, seconds):
 def test_go_duration_refusals_name_the_field_and_the_grammar(value):
     with pytest.raises(ValueError, match="escalate_after.*duration like 24h"):
         parse_go_duration(value, "escalate_after")
+
+
+def test_go_duration_in_seconds_and_in_nanoseconds():
+    assert GO_UNITS == dict((u, ns / 1e9) for u, ns in GO_UNITS_NS.items()) and GO_UNITS["ms"] == 0.001
+    assert go_duration("1h30m") == 5400.0 and go_duration("90") == 90.0 and go_duration(".5") == 0.5
+    assert go_duration("72h", GO_UNITS_NS) == 72 * 3600 * 10 ** 9 and go_duration("1.5us", GO_UNITS_NS) == 1500
+    assert go_duration("1h30x") is None and go_duration("-1h") is None and go_duration("") is None
+
+
+@pytest.mark.parametrize("text, count", [("4096", 4096), ("10GB", 10 ** 10), ("512 MiB", 512 * 2 ** 20),
+                                         ("1.5g", 1.5e9), ("1.5KiB", 1536), ("0.5B", 0.5), (".5k", 500)])
+def test_size_bytes(text, count):
+    assert size_bytes(text) == count
+
+
+@pytest.mark.parametrize("text, unit", [("10 gigs", "gigs"), ("1XB", "XB"), ("lots", None), ("-1", None),
+                                        ("1e3", None), (None, None)])
+def test_sizes_refused_and_their_unit(text, unit):
+    assert size_bytes(text) is None
+    assert unknown_size_unit(text) == unit

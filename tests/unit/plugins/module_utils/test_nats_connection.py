@@ -16,7 +16,7 @@ import pytest
 from ansible_collections.stagegate.rollout.plugins.module_utils import nats_connection as nc_mod
 from ansible_collections.stagegate.rollout.plugins.module_utils.nats_connection import (
     NATS_ARGUMENT_SPEC, DEFAULT_SERVER, NatsConfigError, NatsConnectionError, NatsConnectionParams, NatsSession,
-    describe_connect_error, nats_argument_spec, parse_server, redact, run_async)
+    describe_connect_error, nats_argument_spec, parse_server, run_async)
 
 SEED = "SUAMLK2ZNL35WSMW37E7UD4VZ7ELPKW7DHC3BWBSD2GCZ7IUQQXZIORRBU"
 PASSWORD = "pw-Very-Secret-123"
@@ -138,8 +138,18 @@ def test_url_secrets_are_redacted():
 
 
 def test_redact_longest_first():
-    assert redact("abc abcdef", ["abc", "abcdef"]) == "******** ********"
-    assert redact("tls://tok@host", []) == "tls://********@host"
+    p = NatsConnectionParams.from_params(params(token="abc", servers="tls://abcdef@host"))
+    assert p.redact("abc abcdef") == "******** ********"
+    assert p.redact("tls://tok@host") == "tls://********@host"
+    assert p.redact(ValueError("for abc")) == "for ********"
+
+
+def test_a_password_written_with_a_hash_is_still_redacted():
+    # '#' unencoded in a password: the whole userinfo is a secret, no half of it is shown
+    p = NatsConnectionParams.from_params(params(servers="nats://rollout:pa#ss?w@127.0.0.1:4222"))
+    assert "pa#ss?w" in p.secrets() and "pa#ss" not in p.servers_shown
+    assert p.redact("cannot connect to nats://rollout:pa#ss?w@127.0.0.1:4222") == \
+        "cannot connect to nats://********@127.0.0.1:4222"
 
 
 def test_tls_context_errors_name_the_field(tmp_path):
