@@ -19,9 +19,13 @@ description:
   - C(freeze_consumer) passes when the slot answers again and the durable consumer has nothing waiting for an
     acknowledgement and at most C(max_pending) pending events.
   - C(metrics_unreachable) passes when the gate against the unreachable provider did not pass (it failed closed).
+  - A drill on a C(canary) slot (it has C(share)) borrows the slot and passes only when the slot was there for the
+    drill (running, or started by it), had a weight when C(share) is above 0, and was put back afterwards (its weight
+    as before, stopped again when the drill started it).
+  - A drill with an C(error) (a task of the drill failed) fails.
 author:
   - stagegate.rollout contributors (@stagegate)
-positional: kill, server, lb_before, lb_after, consumer, gate_verdict, durable
+positional: kill, server, lb_before, lb_after, consumer, gate_verdict, durable, borrow, error
 options:
   _input:
     description: The drill, with every default filled in (one of C(drills) of M(stagegate.rollout.chaos_plan)).
@@ -48,6 +52,14 @@ options:
   durable:
     description: The durable consumer's name (for the detail line).
     type: str
+  borrow:
+    description:
+      - The borrowed canary slot of a drill with C(share) - C(running_before), C(started), C(start_error),
+        C(weight_before), C(stable_weight), C(weight), C(weight_after), C(stopped), C(stop_error).
+    type: dict
+  error:
+    description: The message of a task of the drill that failed; the drill fails.
+    type: str
 """
 
 EXAMPLES = r"""
@@ -61,7 +73,8 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description: C({name, kind, host, slot, passed, seconds, clients, detail}); C(clients) is C({ratio, requests,
-    errors_5xx}) for a kill_slot drill (C(ratio) null when nothing was measured), else empty.
+    errors_5xx}) for a kill_slot drill (C(ratio) null when nothing was measured), else empty; a drill on a canary
+    slot adds C(share) and C(borrow), a drill with an error C(error).
   type: dict
 """
 
@@ -71,11 +84,11 @@ from ansible_collections.stagegate.rollout.plugins.module_utils.chaos import dri
 
 
 def chaos_drill_result(drill, kill=None, server=None, lb_before=None, lb_after=None, consumer=None, gate_verdict=None,
-                       durable=None):
+                       durable=None, borrow=None, error=None):
     if not isinstance(drill, dict) or "kind" not in drill:
         raise AnsibleFilterError("chaos_drill_result: %r is not a drill of the chaos_plan filter" % (drill,))
     return drill_result(drill, kill=kill, server=server, lb_before=lb_before, lb_after=lb_after, consumer=consumer,
-                        gate_verdict=gate_verdict, durable=durable)
+                        gate_verdict=gate_verdict, durable=durable, borrow=borrow, error=error)
 
 
 class FilterModule(object):

@@ -14,7 +14,9 @@ version_added: "0.1.0"
 description:
   - Checks C(rollout_advanced.chaos) (C({min_success, drills})) before any change and returns it with every default
     filled in - each drill's C(recovery_seconds) (30), C(host) (the last app host), C(slot) (V(stable)),
-    C(max_error_ratio) (0.01), C(seconds) (5), C(max_pending) (0), C(url) (a closed loopback port).
+    C(max_error_ratio) (0.01), C(seconds) (5), C(max_pending) (0), C(url) (a closed loopback port), and with
+    C(slot) V(canary) C(share) (the percent of its host's traffic the borrowed canary slot takes during the drill,
+    0 to 50; V(kill_slot) 10, V(freeze_consumer) 0; not accepted with V(stable)).
   - Kinds - V(kill_slot), V(freeze_consumer) (needs the target's NATS), V(metrics_unreachable). A bad plan fails
     naming the field, the value and what is accepted. See C(plugins/module_utils/chaos.py) and docs/phases.md.
 author:

@@ -18,6 +18,14 @@ runs them; nothing here does I/O):
   (``url``, default a closed loopback port; the user's provider is never touched): the gate must fail closed
   (never ``pass``).
 
+A drill on a ``canary`` slot (``kill_slot``, ``freeze_consumer``) borrows that slot for the drill, so it runs on a
+settled target too (one host with a stopped canary slot, as after the advanced phase's deploy): when HAProxy does not
+see the slot running, the drill starts it with the phase's release and flags (what the stable slots run by then),
+gives it ``share`` % of its host's traffic (a weight beside the host's stable weight; ``kill_slot`` default 10,
+``freeze_consumer`` default 0), and afterwards - also when the drill failed - puts the slot's weight back and stops
+the slot again if it started it. A drill whose slot did not start, got no weight, or was not put back fails. A
+``stable`` slot is drilled as it runs (no ``share``): on a single host, killing it leaves no server to redispatch to.
+
 Each drill is a ``chaos`` ledger entry; the phase promotes only when the share of drills that recovered is at
 least ``min_success`` (the seed: more than 95 %).
 """
@@ -31,6 +39,9 @@ SLOTS = ("stable", "canary")
 # where the drills are declared (error messages name the field)
 FIELD = "rollout_advanced.chaos"
 UNREACHABLE_URL = "http://127.0.0.1:1"
+# a borrowed canary slot's share of its host's traffic, in percent: default per kind, the highest accepted
+SHARE_DEFAULT = {"kill_slot": 10, "freeze_consumer": 0}
+SHARE_MAX = 50
 
 
 class ChaosError(ValueError):
@@ -80,8 +91,8 @@ def _drill(where, drill, hosts, has_nats, names):
     if kind not in KINDS:
         raise ChaosError("%s.kind: %r is not accepted (accepted: %s)" % (where, kind, ", ".join(KINDS)))
     accepted = {"name", "kind", "recovery_seconds"} | {
-        "kill_slot": {"host", "slot", "max_error_ratio"},
-        "freeze_consumer": {"host", "slot", "seconds", "max_pending"},
+        "kill_slot": {"host", "slot", "max_error_ratio", "share"},
+        "freeze_consumer": {"host", "slot", "seconds", "max_pending", "share"},
         "metrics_unreachable": {"url"}}[kind]
     unknown = sorted(set(drill) - accepted)
     if unknown:
@@ -104,6 +115,12 @@ def _drill(where, drill, hosts, has_nats, names):
         if slot not in SLOTS:
             raise ChaosError("%s.slot: %r is not accepted (accepted: %s)" % (where, slot, ", ".join(SLOTS)))
         out.update(host=host, slot=slot)
+        if slot == "canary":
+            out["share"] = _number(where + ".share", drill.get("share", SHARE_DEFAULT[kind]), 0, SHARE_MAX, True)
+        elif "share" in drill:
+            raise ChaosError("%s.share: %r is not accepted with slot stable (accepted: share only with slot canary, "
+                             "a whole number of percent from 0 to %d; a stable slot is drilled with the weight it has)"
+                             % (where, drill["share"], SHARE_MAX))
     if kind == "kill_slot":
         out["max_error_ratio"] = _number(where + ".max_error_ratio", drill.get("max_error_ratio", 0.01), 0, 1)
     elif kind == "freeze_consumer":
@@ -118,6 +135,19 @@ def _drill(where, drill, hosts, has_nats, names):
                              % (where, url))
         out["url"] = url
     return out
+
+
+def share_weight(stable_weight, share):
+    """The HAProxy weight that gives a borrowed canary slot ``share`` % of its host's traffic beside the host's stable
+    server of weight ``stable_weight`` (which keeps its weight) -> int (0: no share, or a stable server with no
+    traffic to share; HAProxy weights go up to 256, and a share of at most 50 % never asks for more)."""
+    try:
+        stable_weight, share = int(stable_weight), int(share)
+    except (TypeError, ValueError):
+        return 0
+    if share <= 0 or stable_weight <= 0:
+        return 0
+    return max(1, min(256, int(stable_weight * share / float(100 - share) + 0.5)))
 
 
 def error_ratio(before, after):
@@ -144,14 +174,46 @@ def _or(value, missing="?"):
     return missing if value is None else value
 
 
+def borrow_result(drill, borrow):
+    """Whether a borrowed canary slot (``drill["share"]`` set) was there for the drill and put back -> (ok, words).
+
+    ``borrow``: ``running_before`` (HAProxy saw the slot running before the drill), ``started`` (the drill started it),
+    ``start_error`` (why it did not start), ``weight_before``, ``stable_weight``, ``weight`` (the slot's weight during
+    the drill, as HAProxy answered), ``weight_after`` (after the drill), ``stopped`` (stopped again, when the drill
+    started it), ``stop_error``. A missing measure is not ok."""
+    borrow = borrow or {}
+    share = drill.get("share", 0)
+    there = bool(borrow.get("running_before")) or (bool(borrow.get("started")) and not borrow.get("start_error"))
+    if not there:
+        return False, "the %s slot was NOT started for the drill (%s)" % (
+            drill["slot"], borrow.get("start_error") or "no start recorded")
+    weight, before, after = borrow.get("weight"), borrow.get("weight_before"), borrow.get("weight_after")
+    shared = share == 0 or (weight is not None and int(weight) > 0)
+    put_back = before is not None and after is not None and int(after) == int(before)
+    stopped = bool(borrow.get("running_before")) or (bool(borrow.get("stopped")) and not borrow.get("stop_error"))
+    words = "%s for the drill; %s; %s" % (
+        "already running" if borrow.get("running_before") else "started with the phase's release and flags",
+        ("weight %s beside the stable weight %s (%s %% of the host's traffic)" % (
+            _or(weight), _or(borrow.get("stable_weight")), share)) if shared and share
+        else "no traffic share" if shared
+        else "NO weight beside the stable weight %s (%s %% asked)" % (_or(borrow.get("stable_weight")), share),
+        "put back to weight %s%s" % (_or(after), "" if borrow.get("running_before") else " and stopped")
+        if put_back and stopped
+        else "NOT put back: weight %s (was %s)%s" % (
+            _or(after), _or(before), "" if stopped else ", NOT stopped (%s)" % (borrow.get("stop_error") or "?")))
+    return shared and put_back and stopped, "the %s slot %s" % (drill["slot"], words)
+
+
 def drill_result(drill, kill=None, server=None, lb_before=None, lb_after=None, consumer=None, gate_verdict=None,
-                 durable=None):
+                 durable=None, borrow=None, error=None):
     """What one drill measured -> its result {name, kind, host, slot, passed, seconds, clients, detail}.
 
     ``drill``: one drill of :func:`plan`; ``kill``: ``deploy_hosts_kill`` of the drill's host (recovered, seconds,
     program, pid_killed, pid_after); ``server``: the killed slot's HAProxy server; ``lb_before``/``lb_after``:
-    ``haproxy_traffic``'s ``before`` around a kill_slot; ``consumer``: ``jetstream_info``'s consumer after a freeze_consumer; ``gate_verdict``: the
-    metrics_unreachable gate's verdict (None: it did not run). A measure that is missing fails the drill."""
+    ``haproxy_traffic``'s ``before`` around a kill_slot; ``consumer``: ``jetstream_info``'s consumer after a
+    freeze_consumer; ``gate_verdict``: the metrics_unreachable gate's verdict (None: it did not run); ``borrow``: the
+    borrowed canary slot of a drill with ``share`` (:func:`borrow_result`); ``error``: the message of a drill task
+    that failed (the drill fails). A measure that is missing fails the drill."""
     kill, consumer = kill or {}, consumer or {}
     kind, clients, recovered = drill["kind"], {}, bool(kill.get("recovered"))
     if kind == "kill_slot":
@@ -181,5 +243,12 @@ def drill_result(drill, kill=None, server=None, lb_before=None, lb_after=None, c
         passed = verdict != "pass"
         detail = "the stable error rate gate against %s: %s" % (
             drill.get("url"), ("failed closed (%s)" % verdict) if passed else "PASSED although nothing answered")
-    return {"name": drill["name"], "kind": kind, "host": drill.get("host"), "slot": drill.get("slot"),
-            "passed": bool(passed), "seconds": kill.get("seconds"), "clients": clients, "detail": detail}
+    out = {"name": drill["name"], "kind": kind, "host": drill.get("host"), "slot": drill.get("slot"),
+           "passed": bool(passed), "seconds": kill.get("seconds"), "clients": clients, "detail": detail}
+    if "share" in drill:
+        ok, words = borrow_result(drill, borrow)
+        out.update(passed=out["passed"] and ok, share=drill["share"], borrow=dict(borrow or {}),
+                   detail="%s; %s" % (detail, words))
+    if error:
+        out.update(passed=False, error=str(error), detail="%s; the drill stopped: %s" % (out["detail"], error))
+    return out

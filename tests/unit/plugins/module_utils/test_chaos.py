@@ -4,7 +4,7 @@
 import pytest
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.chaos import (
-    UNREACHABLE_URL, ChaosError, drill_result, error_ratio, plan)
+    UNREACHABLE_URL, ChaosError, drill_result, error_ratio, plan, share_weight)
 
 HOSTS = ["app1", "app2", "app3"]
 
@@ -48,6 +48,15 @@ def test_defaults_are_filled_in():
     ({"drills": [{"name": "x", "kind": "metrics_unreachable"}, {"name": "x", "kind": "metrics_unreachable"}]}, False,
      "drills[1].name: 'x' is not accepted (accepted: a name of its own, not empty)"),
     ({"drills": [{"kind": "metrics_unreachable"}]}, False, "drills[0].name: None is not accepted"),
+    ({"drills": [{"name": "x", "kind": "kill_slot", "share": 10}]}, False,
+     "drills[0].share: 10 is not accepted with slot stable (accepted: share only with slot canary, a whole number of "
+     "percent from 0 to 50"),
+    ({"drills": [{"name": "x", "kind": "kill_slot", "slot": "canary", "share": 60}]}, False,
+     "drills[0].share: 60 is not accepted (accepted: a whole number from 0 to 50)"),
+    ({"drills": [{"name": "x", "kind": "kill_slot", "slot": "canary", "share": "ten"}]}, False,
+     "drills[0].share: 'ten' is not accepted"),
+    ({"drills": [{"name": "x", "kind": "metrics_unreachable", "share": 10}]}, False,
+     "drills[0]: unknown key(s) share for kind metrics_unreachable"),
 ])
 def test_bad_plans_name_the_field_the_value_and_what_is_accepted(chaos, has_nats, expected):
     with pytest.raises(ChaosError) as exc:
@@ -128,3 +137,59 @@ def test_metrics_unreachable_passes_when_the_gate_failed_closed(verdict, passed)
     r = drill_result(UNREACHABLE, gate_verdict=verdict)
     assert r["passed"] is passed, r
     assert ("failed closed" in r["detail"]) is passed and ("PASSED although nothing answered" in r["detail"]) is not passed
+
+
+def test_a_drill_on_the_canary_slot_borrows_it_with_a_share():
+    p = plan({"drills": [{"name": "kill", "kind": "kill_slot", "slot": "canary"},
+                         {"name": "freeze", "kind": "freeze_consumer", "slot": "canary"},
+                         {"name": "kill 25", "kind": "kill_slot", "slot": "canary", "share": 25}]},
+             ["localhost"], has_nats=True)
+    assert [(d["host"], d["share"]) for d in p["drills"]] == [("localhost", 10), ("localhost", 0), ("localhost", 25)]
+    # a stable slot is drilled as it runs: no share
+    assert "share" not in plan({"drills": [{"name": "k", "kind": "kill_slot"}]}, HOSTS)["drills"][0]
+
+
+@pytest.mark.parametrize("stable, share, weight", [
+    (100, 10, 11), (100, 50, 100), (256, 50, 256), (100, 1, 1), (10, 1, 1), (100, 0, 0), (0, 10, 0),
+    (None, 10, 0), ("100", "25", 33)])
+def test_the_share_is_a_weight_beside_the_stable_weight(stable, share, weight):
+    assert share_weight(stable, share) == weight
+
+
+CANARY_KILL = dict(KILL, slot="canary", share=10)
+BORROWED = {"running_before": False, "started": True, "start_error": "", "weight_before": 0, "stable_weight": 100,
+            "weight": 11, "weight_after": 0, "stopped": True, "stop_error": ""}
+
+
+def _canary_kill(**borrow):
+    return drill_result(CANARY_KILL, kill=KILLED, server="app3_canary", lb_before={"app3_canary": _view(10, 0)},
+                        lb_after={"app3_canary": dict(_view(110, 0), op_state="running")},
+                        borrow=dict(BORROWED, **borrow))
+
+
+def test_a_borrowed_canary_slot_that_was_put_back_passes():
+    r = _canary_kill()
+    assert r["passed"] and r["share"] == 10 and r["borrow"]["weight"] == 11, r
+    assert ("the canary slot started with the phase's release and flags for the drill; weight 11 beside the stable "
+            "weight 100 (10 % of the host's traffic); put back to weight 0 and stopped") in r["detail"], r
+    assert _canary_kill(running_before=True, started=False, stopped=False)["passed"]
+
+
+@pytest.mark.parametrize("borrow, words", [
+    ({"started": False}, "the canary slot was NOT started for the drill (no start recorded)"),
+    ({"start_error": "localhost: deploy failed"}, "NOT started for the drill (localhost: deploy failed)"),
+    ({"weight": 0}, "NO weight beside the stable weight 100 (10 % asked)"),
+    ({"weight": None}, "NO weight beside the stable weight 100"),
+    ({"weight_after": 11}, "NOT put back: weight 11 (was 0)"),
+    ({"weight_after": None}, "NOT put back: weight ? (was 0)"),
+    ({"stopped": False, "stop_error": "supervisorctl stop failed"}, "NOT stopped (supervisorctl stop failed)"),
+])
+def test_a_borrowed_slot_that_was_not_there_or_not_put_back_fails_the_drill(borrow, words):
+    r = _canary_kill(**borrow)
+    assert not r["passed"] and words in r["detail"], r
+
+
+def test_a_drill_task_that_failed_fails_the_drill():
+    r = drill_result(UNREACHABLE, gate_verdict="error", error="Phase | chaos, x: boom")
+    assert not r["passed"] and r["error"] == "Phase | chaos, x: boom" and "the drill stopped: Phase | chaos, x: boom" \
+        in r["detail"], r
