@@ -16,7 +16,9 @@ Input (``run.json``, written by demo/run_demo.py; every key optional):
 ``events``     {published, processed_once, lost, duplicates, by_version: {v: n}, replayed}
 ``retention``  [{phase, expected: {...}, observed: {...}, matches}]
 ``ledger``     {path, records, verified, message}
-``chaos``      [{drill, success, recovery_s, detail}]
+``chaos``      [{release, phase, drill, kind, slot, share, success, recovery_s, clients, detail}] (the ledger's
+               ``chaos`` entries of the advanced phase's drills)
+``chaos_score`` {release, phase, decision, score, min_success, passed, total, reason} (the ledger's ``chaos score``)
 ``loadgen``    the load generator's report
 ``decisions``  [{t, release, phase, action, detail}] (from the ledger)
 """
@@ -374,12 +376,17 @@ def render_html(run, images):
         parts.append("<h2>JetStream retention per phase</h2>" + _table(["phase", "inventory", "observed", ""], rows))
 
     if run.get("chaos"):
-        rows = [[_e(c.get("drill")), _badge(c.get("success")), _fmt(c.get("recovery_s")), _e(c.get("detail"))]
-                for c in run["chaos"]]
-        ok = sum(1 for c in run["chaos"] if c.get("success"))
-        share = 100.0 * ok / len(run["chaos"])
-        parts.append("<h2>Chaos drills (%d/%d = %.0f%%, target &gt; 95%%)</h2>" % (ok, len(run["chaos"]), share)
-                     + _table(["drill", "result", "recovery (s)", "detail"], rows))
+        rows = [[_e(c.get("release")), _e(c.get("drill")), _e(c.get("kind")), _badge(c.get("success")),
+                 _fmt(c.get("recovery_s")), _e(c.get("detail"))] for c in run["chaos"]]
+        score = run.get("chaos_score") or {}
+        if score.get("score") is not None:
+            head = "Chaos drills of the advanced phase (%s/%s recovered = %.0f%%, at least %.0f%% to promote: %s)" % (
+                score.get("passed"), score.get("total"), 100.0 * float(score["score"]),
+                100.0 * float(score.get("min_success") or 0), _e(str(score.get("decision")).upper()))
+        else:
+            head = "Chaos drills of the advanced phase (no score in the ledger)"
+        parts.append("<h2>%s</h2>" % head
+                     + _table(["release", "drill", "kind", "result", "recovery (s)", "detail"], rows))
 
     if run.get("releases"):
         rows = []
@@ -493,9 +500,15 @@ def sample_run(seed=7):
         {"phase": "production", "expected": {"max_age": "24h", "max_msgs": 1000000, "max_bytes": "10GB"},
          "observed": {"max_age": "24h", "max_msgs": 1000000, "max_bytes": "10GB"}, "matches": True}]
     run["ledger"] = {"path": "demo/run/ledger.jsonl", "records": 57, "verified": True, "message": "hash chain intact"}
-    run["chaos"] = [{"drill": "kill canary", "success": True, "recovery_s": 0.9, "detail": "restarted, healthy"},
-                    {"drill": "restart NATS", "success": True, "recovery_s": 1.4, "detail": "consumer reconnected"},
-                    {"drill": "stall Prometheus", "success": True, "recovery_s": 3.1, "detail": "gates failed closed"}]
+    run["chaos"] = [
+        {"release": "v2", "phase": "advanced", "drill": "kill the canary", "kind": "kill_slot", "success": True,
+         "recovery_s": 1.9, "detail": "canary org-brain-canary on localhost SIGKILLed: running again, HAProxy sees it"},
+        {"release": "v2", "phase": "advanced", "drill": "freeze a consumer", "kind": "freeze_consumer",
+         "success": True, "recovery_s": 3.4, "detail": "JetStream consumer drained"},
+        {"release": "v2", "phase": "advanced", "drill": "metrics unreachable", "kind": "metrics_unreachable",
+         "success": True, "recovery_s": None, "detail": "the stable error rate gate failed closed (fail)"}]
+    run["chaos_score"] = {"release": "v2", "phase": "advanced", "decision": "pass", "score": 1.0,
+                          "min_success": 0.95, "passed": 3, "total": 3, "reason": "3 of 3 drill(s) recovered"}
     run["decisions"] = [{"t": verdict, "release": "v3", "phase": "canary", "action": "rollback",
                          "detail": "error rate 19.6% > 5%"}]
     return run

@@ -1,6 +1,6 @@
 """The demo service's slots (``stable`` / ``canary``): run by the collection's ``deploy_hosts`` role under
 supervisord (the stack installs the stable version with ``stagegate.rollout.install``, the phases do the rest),
-read here for the demo runner, the chaos drills and the tests.
+read here for the demo runner and the tests.
 
     python -m demo.stack.slot status --stack demo/run/stack.json [--slot canary]
 
@@ -106,7 +106,7 @@ def status(stack, slot):
 
 
 def kill(stack, slot, sig=signal.SIGKILL):
-    """Kill the slot's process (a chaos drill); supervisord starts it again. Returns the killed pid or None."""
+    """Kill the slot's process (the stack's tests); supervisord starts it again. Returns the killed pid or None."""
     p = pid(stack, slot)
     if p:
         os.kill(p, sig)

@@ -66,9 +66,27 @@ def test_demo_promotes_good_release_and_rolls_back_bad_one(tmp_path):
     # retention followed the phase plans of the inventory
     assert [r["phase"] for r in run["retention"]] == PHASES + ["staging"], run["retention"]
     assert all(r["matches"] for r in run["retention"]), run["retention"]
-    # the chaos drills ran after v2's advanced phase, and recovered
-    assert [c["drill"] for c in run["chaos"]] == ["kill canary", "restart NATS", "stall Prometheus"]
+    # v2's advanced phase ran the chaos drills the demo inventory declares (the collection's, not the demo's own):
+    # a `chaos` ledger entry each, with its measures, then the score and its promotion gate (at least 95 %)
+    chaos = {c["drill"]: c for c in run["chaos"]}
+    assert [(c["release"], c["phase"], c["drill"], c["kind"]) for c in run["chaos"]] == [
+        ("v2", "advanced", "kill the canary", "kill_slot"), ("v2", "advanced", "freeze a consumer", "freeze_consumer"),
+        ("v2", "advanced", "metrics unreachable", "metrics_unreachable")], run["chaos"]
     assert all(c["success"] for c in run["chaos"]), run["chaos"]
+    kill = chaos["kill the canary"]
+    # the canary slot was borrowed: started, 10 % of the traffic, killed, back, put back (weight 0, stopped)
+    assert kill["share"] == 10 and kill["recovery_s"] is not None and float(kill["recovery_s"]) <= 30, kill
+    assert kill["clients"]["requests"] > 0 and kill["clients"]["ratio"] <= 0.02, kill
+    assert "running again as pid" in kill["detail"] and "put back to weight 0 and stopped" in kill["detail"], kill
+    assert "JetStream consumer" in chaos["freeze a consumer"]["detail"] and "drained" in \
+        chaos["freeze a consumer"]["detail"], chaos["freeze a consumer"]
+    assert "failed closed" in chaos["metrics unreachable"]["detail"], chaos["metrics unreachable"]
+    score = run["chaos_score"]
+    assert (score["release"], score["phase"], score["decision"]) == ("v2", "advanced", "pass"), score
+    assert (score["score"], score["passed"], score["total"], score["min_success"]) == (1.0, 3, 3, 0.95), score
+    # after the drills the canary slot is stopped again and takes no traffic (HAProxy's weights, as polled)
+    v2_advanced = [w for w in run["weights"] if w.get("release") == "v2" and w.get("phase") == "advanced"]
+    assert v2_advanced and v2_advanced[-1]["canary"] == 0, v2_advanced[-3:]
     # the playbooks wrote the ledger, and it verifies
     assert run["driver"] == "ansible"
     assert run["ledger"]["verified"] is True, run["ledger"]
