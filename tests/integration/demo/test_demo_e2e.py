@@ -66,6 +66,9 @@ def test_demo_promotes_good_release_and_rolls_back_bad_one(tmp_path):
     # retention followed the phase plans of the inventory
     assert [r["phase"] for r in run["retention"]] == PHASES + ["staging"], run["retention"]
     assert all(r["matches"] for r in run["retention"]), run["retention"]
+    # v2's advanced phase ran the sentinels (every one returned results) before its chaos drills
+    sentinels = [d for d in run["decisions"] if (d["release"], d["phase"], d["action"]) == ("v2", "advanced", "sentinel")]
+    assert [d["detail"] for d in sentinels] == ["pass: 3 of 3 sentinels returned results (all needed)"], sentinels
     # v2's advanced phase ran the chaos drills the demo inventory declares (the collection's, not the demo's own):
     # a `chaos` ledger entry each, with its measures, then the score and its promotion gate (at least 95 %)
     chaos = {c["drill"]: c for c in run["chaos"]}
