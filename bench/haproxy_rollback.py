@@ -20,7 +20,8 @@ canary c1, each a Python HTTP server on loopback; health checks every 500 ms.
    * the same code in-process (``haproxy_runtime.change_traffic``, read +
      validate + apply + verify, no Ansible).
    * raw runtime API: one session ``set server app/c1 weight 0`` (connect, send,
-     read HAProxy's answer).
+     read HAProxy's answer) with the collection's ``RuntimeClient`` and nothing
+     else (no read-back, no validation).
 2. Fast abort, canary at 10 % -> the judge's fail verdict -> canary weight 0: ``stagegate.rollout.canary_judge``
    via ansible-playbook with counts that fail at the first look and ``on_fail`` (the weights 50/50/0).
    Reported: ``ms_after_verdict`` measured inside the module (its verdict -> HAProxy's answer to the change),
@@ -35,7 +36,6 @@ canary c1, each a Python HTTP server on loopback; health checks every 500 ms.
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -103,23 +103,6 @@ class Watcher:
         self._thread.join(5)
 
 
-def raw_set(path, line):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(5)
-    s.connect(path)
-    try:
-        s.sendall((line + "\n").encode())
-        out = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            out += d
-        return out.decode()
-    finally:
-        s.close()
-
-
 def bench_rollback(lb, work, cfg):
     rows = {}
     # module via ansible-playbook
@@ -154,7 +137,7 @@ def bench_rollback(lb, work, cfg):
     for i in range(cfg["raw_runs"]):
         lb.set_weights(CANARY_10)
         t0 = time.perf_counter()
-        raw_set(lb.socket_path, "set server app/c1 weight 0")
+        hr.RuntimeClient(lb.socket_path, timeout=5).execute("set server app/c1 weight 0")   # one session, nothing else
         raw.append((time.perf_counter() - t0) * 1000.0)
     assert lb.weights()["c1"] == 0
     rows["raw runtime API: one 'set server app/c1 weight 0' session"] = summary(raw)

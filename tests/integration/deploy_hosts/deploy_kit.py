@@ -13,38 +13,22 @@ import sys
 import threading
 import time
 
+from ansible_collections.stagegate.rollout.plugins.module_utils.haproxy_client import RuntimeClient, parse_servers_state
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 VENV_BIN = os.path.dirname(sys.executable)
 PLAYBOOK = os.path.join(os.path.dirname(__file__), "deploy.yml")
 
 
 def cli(sock, line):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(5)
-    s.connect(sock)
-    s.sendall(line.encode() + b"\n")
-    out = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        out += chunk
-    s.close()
-    return out.decode()
+    """One runtime API session (the collection's client): ``line``'s ';'-separated commands, the answer."""
+    return RuntimeClient(sock).execute(line.split(";"))
 
 
 def slots(sock):
     """{server: {"port": int, "weight": int, "admin": int}} from 'show servers state app'."""
-    lines = cli(sock, "show servers state app").splitlines()
-    header = lines[1][2:].split()
-    out = {}
-    for ln in lines[2:]:
-        if not ln.strip():
-            continue
-        row = dict(zip(header, ln.split()))
-        out[row["srv_name"]] = {"port": int(row["srv_port"]), "weight": int(row["srv_uweight"]),
-                                "admin": int(row["srv_admin_state"])}
-    return out
+    return dict((s["server"], {"port": s["port"], "weight": s["weight"], "admin": s["admin_flags"]})
+                for s in parse_servers_state(cli(sock, "show servers state app")))
 
 
 def run_role(extra, check=False, expect_rc=0, timeout=180):

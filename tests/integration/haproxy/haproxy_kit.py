@@ -12,6 +12,10 @@
 * ``Relay``: a UNIX socket relay in front of the runtime API that can drop a
   session, forward only part of a command line, or cut the answer -- the
   "connection dies mid-apply" cases against the real HAProxy.
+* ``raw_session``: one runtime API session with a plain socket. ``LB`` reads and
+  sets HAProxy with it on purpose, not with the collection's ``RuntimeClient``:
+  these tests check that client (and the module built on it), so what they see
+  of HAProxy must not pass through it; the relay forwards lines byte for byte.
 * ``run_module``: runs ``stagegate.rollout.haproxy_traffic`` through
   ``ansible-playbook`` (ansible_connection=local, collection from .collections)
   and returns the registered result.
@@ -125,24 +129,8 @@ class LB:
         self.haproxy.stop()
 
     def cli(self, line, address=None):
-        """Raw runtime API call (one session)."""
-        if address is None:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.settimeout(5)
-            s.connect(self.socket_path)
-        else:
-            s = socket.create_connection(address, timeout=5)
-        try:
-            s.sendall((line + "\n").encode())
-            out = []
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                out.append(d)
-            return b"".join(out).decode()
-        finally:
-            s.close()
+        """Raw runtime API call (one session) on the admin socket, or on the TCP ``address`` (host, port)."""
+        return raw_session(self.socket_path if address is None else address, line).decode()
 
     def servers_state(self, address=None):
         """``show servers state app`` -> {server: (uweight, admin_state_bits, op_state)}."""
@@ -189,6 +177,28 @@ class LB:
             cmds += ["set server %s/%s state ready" % (self.backend, n), "set server %s/%s weight %d" % (
                 self.backend, n, w)]
         self.cli(";".join(cmds))
+
+
+def raw_session(address, line):
+    """One runtime API session with a plain socket (see the module docstring for why): ``line`` sent, the answer
+    read to the end (bytes). ``address``: a UNIX socket path or a TCP (host, port)."""
+    if isinstance(address, str):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect(address)
+    else:
+        s = socket.create_connection(address, timeout=5)
+    try:
+        s.sendall(line.encode() if line.endswith("\n") else (line + "\n").encode())
+        out = []
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out.append(d)
+        return b"".join(out)
+    finally:
+        s.close()
 
 
 def wait_for(pred, timeout, what):
@@ -325,19 +335,7 @@ class Relay:
         if mode.startswith("partial:"):
             keep = int(mode.split(":")[1])
             text = ";".join(text.rstrip("\n").split(";")[:keep]) + "\n"
-        up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        up.settimeout(5)
-        up.connect(self.target)
-        try:
-            up.sendall(text.encode())
-            answer = b""
-            while True:
-                d = up.recv(65536)
-                if not d:
-                    break
-                answer += d
-        finally:
-            up.close()
+        answer = raw_session(self.target, text)
         if mode == "pass":
             conn.sendall(answer)
         # partial / cut: the answer never reaches the client
