@@ -16,6 +16,7 @@ import pytest
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.canary_judge import (
     CanaryJudge, CounterResetError, JudgeError, histogram_quantile)
+from tests.unit.module_run import run_module_main
 
 BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf"))
 
@@ -469,14 +470,8 @@ def test_bad_state_rejected():
 # --------------------------------------------------------------------------
 
 def run_module(args, capsys, check=False):
-    from ansible.module_utils.testing import patch_module_args
     from ansible_collections.stagegate.rollout.plugins.modules import canary_judge as mod
-    if check:
-        args = dict(args, _ansible_check_mode=True)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            mod.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module_main(mod, args, capsys, check)[1]
 
 
 def test_module_state_file_roundtrip_and_check_mode(tmp_path, capsys):

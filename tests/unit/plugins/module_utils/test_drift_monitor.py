@@ -14,6 +14,7 @@ import pytest
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.drift_monitor import (
     Cusum, DriftError, siegmund_arl)
+from tests.unit.module_run import run_module_main
 
 
 def run_length(rng, shift, k=0.5, h=5.0, cap=100000):
@@ -138,14 +139,8 @@ def test_constant_warmup_needs_sigma():
 # --------------------------------------------------------------------------
 
 def run_module(args, capsys, check=False):
-    from ansible.module_utils.testing import patch_module_args
     from ansible_collections.stagegate.rollout.plugins.modules import drift_monitor as mod
-    if check:
-        args = dict(args, _ansible_check_mode=True)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            mod.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module_main(mod, args, capsys, check)[1]
 
 
 def test_module_alarm_persist_escalate_reset(tmp_path, capsys):

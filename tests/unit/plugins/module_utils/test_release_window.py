@@ -11,6 +11,7 @@ import pytest
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.release_window import (
     WindowError, check_spec, evaluate)
+from tests.unit.module_run import run_module_main
 
 UTC = datetime.timezone.utc
 BERLIN_OFFICE = {"timezone": "Europe/Berlin",
@@ -91,13 +92,8 @@ def test_bad_specs_are_named(spec, words):
 
 
 def run_module(args, capsys):
-    import json
-    from ansible.module_utils.testing import patch_module_args
     from ansible_collections.stagegate.rollout.plugins.modules import release_window as mod
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            mod.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module_main(mod, args, capsys)[1]
 
 
 def test_module_fails_when_closed_unless_a_reason_is_given(capsys):

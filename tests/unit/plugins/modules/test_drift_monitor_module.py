@@ -7,14 +7,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import socket
 
-import pytest
-
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.stagegate.rollout.plugins.modules import drift_monitor
+from tests.unit.module_run import run_module_main
 
 
 def _closed_port():
@@ -26,11 +22,7 @@ def _closed_port():
 
 
 def run_module(args, capsys):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            drift_monitor.main()
-    out = capsys.readouterr().out
-    return out, json.loads(out[out.index("{"):])
+    return run_module_main(drift_monitor, args, capsys)
 
 
 def test_a_failing_provider_does_not_print_its_password_or_token(capsys):

@@ -12,10 +12,9 @@ import json
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.stagegate.rollout.plugins.module_utils import nats_connection
 from ansible_collections.stagegate.rollout.plugins.modules import jetstream_consumer, jetstream_info, jetstream_stream
+from tests.unit.module_run import run_module_main
 
 
 @pytest.fixture
@@ -31,11 +30,7 @@ def no_connect(monkeypatch):
 
 
 def run_module(module, args, capsys):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            module.main()
-    out = capsys.readouterr().out
-    return json.loads(out[out.index("{"):])
+    return run_module_main(module, args, capsys)[1]
 
 
 STREAM = {"name": "EVENTS", "subjects": ["events.>"]}

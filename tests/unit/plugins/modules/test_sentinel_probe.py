@@ -14,9 +14,8 @@ import threading
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.stagegate.rollout.plugins.modules import sentinel_probe
+from tests.unit.module_run import run_module_main
 
 ANSWERS = {"/repos": (200, {"repos": ["a", "b", "c"]}), "/none": (200, {"repos": []}), "/gone": (404, {"error": "x"})}
 
@@ -46,11 +45,7 @@ def server():
 
 
 def run_module(args, capsys):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            sentinel_probe.main()
-    out = capsys.readouterr().out
-    return out, json.loads(out[out.index("{"):])
+    return run_module_main(sentinel_probe, args, capsys)
 
 
 def test_urls_and_commands_counted_and_a_password_never_printed(server, capsys):
