@@ -15,8 +15,9 @@ It keeps what it received so that a test can read back the whole graph.
 """
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.integration.http_standin import HttpStandIn, QuietHandler
 
 API = "/api/v2/"
 ENCRYPTED = "$encrypted$"
@@ -204,14 +205,10 @@ class Controller:
 
 
 def _handler(controller):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
+    class Handler(QuietHandler):
         def _serve(self, method):
             url = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = self.body()
             if self.headers.get("Authorization") != "Bearer " + controller.token:
                 status, answer = 401, {"detail": "Authentication credentials were not provided."}
             else:
@@ -247,21 +244,11 @@ def _handler(controller):
     return Handler
 
 
-class ControllerStandIn:
+class ControllerStandIn(HttpStandIn):
     """``with ControllerStandIn(token) as s:`` serves on ``s.url`` (loopback, a free port) until the block ends;
     ``s.controller`` holds what it received."""
 
     def __init__(self, token):
         self.controller = Controller(token)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.controller))
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-        return False
+        HttpStandIn.__init__(self, _handler(self.controller))
+        self.url = self.base_url

@@ -8,11 +8,11 @@ import os
 import shutil
 import stat
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
+
+from tests.integration.http_standin import PostRecorder as Recorder
 
 RELEASE = "2.1.0"
 SECRET = "xoxb-T0KEN-4f9a2c7e1d"
@@ -263,43 +263,6 @@ def test_determinism_detects_random_output_and_failures(playbook, tmp_path):
 
 
 # --- rollout_notify ------------------------------------------------------------------------------------------
-
-class Recorder(object):
-    """A real HTTP server on a free loopback port that records every request."""
-
-    def __init__(self, statuses=None):
-        self.requests = []
-        self.statuses = list(statuses or [])
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                length = int(self.headers.get("Content-Length", 0))
-                body = self.rfile.read(length)
-                recorder.requests.append(dict(path=self.path, headers=dict(self.headers), body=body))
-                status = recorder.statuses.pop(0) if recorder.statuses else 200
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                # a careless server echoing the path back
-                self.wfile.write(json.dumps({"ok": status == 200, "path": self.path}).encode())
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
 
 def test_notify_check_real_and_secret_never_echoed(playbook):
     header_token = "hdr-S3CRET-9b8c7d"
