@@ -90,7 +90,7 @@ def test_good_release_v2_flips_the_whole_backend(site):
     assert_ok(rc, out)
     assert site.weights() == ALL_CANARY
     assert site.versions() == dict((h, {"stable": "v1", "canary": "v2"}) for h in HOSTS)
-    assert ALL_CANARY in [w for _, w in changes], changes
+    assert ALL_CANARY in [w for dummy_ts, w in changes], changes
     assert_whole_backend_flips(changes)
     start = entries(site, "v2", "canary", "phase_start")[-1]
     assert start["evidence"]["strategy"] == "blue-green", start
@@ -108,7 +108,7 @@ def test_good_release_v2_flips_the_whole_backend(site):
         assert site.program_state(h, "canary") in ("STOPPED", "EXITED"), h
         assert site.env(h, "stable")["CODEX_PUBLISH_PORTAL"] == "external", h
     # stable (v1) while the canary slots got production's flags, then all on the canary slots, then all back
-    seen = [w for _, w in changes if w in (ALL_STABLE, ALL_CANARY)]
+    seen = [w for dummy_ts, w in changes if w in (ALL_STABLE, ALL_CANARY)]
     assert seen[:3] == [ALL_CANARY, ALL_STABLE, ALL_CANARY] and seen[-1] == ALL_STABLE, changes
     assert_whole_backend_flips(changes)
     start = entries(site, "v2", "production", "phase_start")[-1]
@@ -139,7 +139,7 @@ def test_bad_release_v3_flips_back_at_once_with_nothing_restarted(site):
         assert site.env(h, "stable") == stable_flags[h], h
         assert site.env(h, "canary") == stable_flags[h], h
         assert site.program_state(h, "canary") in ("STOPPED", "EXITED"), h
-    assert ALL_CANARY in [w for _, w in changes], changes
+    assert ALL_CANARY in [w for dummy_ts, w in changes], changes
     assert_whole_backend_flips(changes)
     v3 = entries(site, "v3", "production")
     gate = next(e for e in v3 if e["event"] == "gate")
