@@ -33,19 +33,18 @@ runs v2's canary (or a rollback) with one fault:
 At the end: no event JetStream accepted was lost, the ledger verifies. Not real: one kernel and filesystem
 for every component (see site_kit.py).
 """
-import http.server
 import json
 import os
 import re
 import signal
 import sys
-import threading
 import time
 
 import pytest
 import yaml
 
 from demo.stack.haproxy import runtime_command
+from tests.integration.http_standin import PostRecorder
 from tests.integration.hosts.site_kit import (
     NATS_DURABLE, SERVICE, WeightWatch, assert_ok, entries, expected_weights, open_site, verify_ledger)
 
@@ -59,30 +58,17 @@ HOSTS = ["app1"]
 RERUN = {"rollout_rerun": True}
 
 
-class Webhook(http.server.ThreadingHTTPServer):
+class Webhook(PostRecorder):
     """Records the JSON body of every POST (the rollout's notifications)."""
 
-    def __init__(self):
-        self.received = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's name)
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                outer.received.append(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
-        self.thread.start()
+    @property
+    def received(self):
+        with self.lock:
+            return [json.loads(r["body"]) for r in self.requests]
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d/hook" % self.server_address[1]
+        return self.base_url + "/hook"
 
     def since(self, n):
         return self.received[n:]
@@ -90,9 +76,8 @@ class Webhook(http.server.ThreadingHTTPServer):
 
 @pytest.fixture(scope="module")
 def hook():
-    server = Webhook()
-    yield server
-    server.shutdown()
+    with Webhook() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
