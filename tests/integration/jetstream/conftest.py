@@ -127,6 +127,13 @@ class PlaybookRun:
     def __getitem__(self, i):
         return self.results[i]
 
+    def ok(self, i=0):
+        """The result of task ``i``, after asserting the play and that task succeeded."""
+        assert self.rc == 0, self.output[-4000:]
+        res = self.results[i]
+        assert not res.get("failed"), res
+        return res
+
 
 def _task_results(stdout):
     data = json.loads(stdout[stdout.index("{"):])

@@ -13,10 +13,7 @@ def consumer_task(**options):
 
 
 def ok(run, i=0):
-    assert run.rc == 0, run.output[-4000:]
-    res = run[i]
-    assert not res.get("failed"), res
-    return res
+    return run.ok(i)
 
 
 def test_replay_from_sequence_and_time(nats_server, playbook, nats_tools):

@@ -13,10 +13,7 @@ def stream_task(**options):
 
 
 def ok(run, i=0):
-    assert run.rc == 0, run.output[-4000:]
-    res = run[i]
-    assert not res.get("failed"), res
-    return res
+    return run.ok(i)
 
 
 def test_stream_lifecycle(nats_server, playbook, nats_tools):
