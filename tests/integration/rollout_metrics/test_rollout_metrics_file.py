@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -13,6 +12,7 @@ import urllib.request
 import pytest
 
 from demo.stack.prometheus import Prometheus
+from tests.integration.http_standin import HttpStandIn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -83,11 +83,8 @@ def test_bad_update_is_refused_naming_the_field(tmp_path):
 @pytest.fixture
 def file_server(tmp_path):
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    yield httpd.server_address[1]
-    httpd.shutdown()
+    with HttpStandIn(handler) as srv:
+        yield srv.port
 
 
 def test_real_prometheus_scrapes_the_file(tmp_path, file_server):
