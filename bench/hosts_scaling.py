@@ -24,6 +24,10 @@ user would declare (``[1, '25%', '100%']``: 1 host, then 25 % of them, then the 
   this 2-core machine the hosts' work competes with the controller, which real hosts would not);
 * tasks: the TASK headers printed, and the host-task results of the PLAY RECAP (ok + skipped + failed).
 
+Then (``--sync-hosts``, default 10,30,100) the controller-only cost of one sync point of the installed collection
+(``roles/rollout_phase/tasks/sync.yml``), of a trivial per-host task and of the sync point's host-error check
+over N inventory hosts that are never connected to (``sync_cost``).
+
 ``os.getloadavg()`` is recorded before and after each size: other work may run on this machine.
 Results go to stdout (tables) and ``bench/out/hosts_scaling.json``. Not part of ``make test``.
 """
