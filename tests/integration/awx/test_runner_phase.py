@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 
+from ansible_collections.stagegate.rollout.plugins.module_utils.haproxy_client import parse_servers_state
+
 from demo.stack import local
 from demo.stack.haproxy import HAProxy, runtime_command
 from demo.stack.nats import NatsServer
@@ -28,8 +30,9 @@ BIN = os.path.dirname(sys.executable)
 
 
 def _weights(sock):
-    out = runtime_command(sock, "show servers state app")
-    return dict((f[3], f[7]) for f in (line.split() for line in out.splitlines()[2:]) if len(f) > 7)
+    """{server: weight} of backend app (the collection's parser of ``show servers state``)."""
+    state = parse_servers_state(runtime_command(sock, "show servers state app"))
+    return dict((s["server"], s["weight"]) for s in state)
 
 
 def test_unapproved_phase_under_ansible_runner_is_refused_before_any_change(tmp_path):
@@ -58,6 +61,7 @@ def test_unapproved_phase_under_ansible_runner_is_refused_before_any_change(tmp_
             "ANSIBLE_PYTHON_INTERPRETER": sys.executable}))
         (pdd / "env" / "settings").write_text(json.dumps({"job_timeout": 240, "idle_timeout": 120}))
         before = _weights(haproxy.socket_path)
+        assert before == {"stable": 100, "canary": 0}, before
 
         t0 = time.monotonic()
         env = dict((k, v) for k, v in os.environ.items() if not k.startswith("ANSIBLE_"))
