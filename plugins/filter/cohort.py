@@ -14,6 +14,8 @@ version_added: "0.1.0"
 description:
   - Keeps the IDs whose salted hash falls below O(percent)%. Each ID's position is
     C(int(sha256(seed + ":" + id)[:16], 16) / 2**64), a number in [0, 1) that depends only on the seed and the ID.
+  - The same function (C(plugins/module_utils/cohort.py)) decides which events a queue consumer's canary takes,
+    so a cohort drawn here is the one a consumer splits its events by (C(docs/phases.md), "Queue-consumer canaries").
   - Deterministic (same input, same output on any machine and Python version) and monotone (every ID selected at
     10% is also selected at 25%), so growing a canary never drops users already in it. A new O(seed) reshuffles.
   - IDs in O(include) are always selected (when present in the input), IDs in O(exclude) never are
@@ -71,11 +73,12 @@ _value:
   elements: raw
 """
 
-import hashlib
 import math
 
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.common.text.converters import to_bytes
+
+# the hash lives in module_utils: a service splitting its events by cohort evaluates the same function
+from ansible_collections.stagegate.rollout.plugins.module_utils.cohort import cohort_position, in_cohort
 
 
 def _kind(value):
@@ -84,12 +87,6 @@ def _kind(value):
         if isinstance(value, kind):
             return kind.__name__
     return "null" if value is None else type(value).__name__
-
-
-def cohort_position(item_id, seed=""):
-    """The ID's stable position in [0, 1) for this seed."""
-    digest = hashlib.sha256(to_bytes("%s:%s" % (seed, item_id), errors="surrogate_or_strict")).hexdigest()
-    return int(digest[:16], 16) / float(2 ** 64)
 
 
 def _item_id(item, attribute, index):
@@ -134,15 +131,11 @@ def cohort(items, percent, seed="", include=None, exclude=None, attribute=None):
         raise AnsibleFilterError("cohort: attribute must be a string, got %r" % (attribute,))
     always = _id_list(include, "include")
     never = _id_list(exclude, "exclude")
-    threshold = pct / 100.0
-    selected = []
-    for index, item in enumerate(items):
-        key = _item_id(item, attribute, index)
-        if key in never:
-            continue
-        if key in always or cohort_position(key, seed) < threshold:
-            selected.append(item)
-    return selected
+    return [item for index, item in enumerate(items)
+            if in_cohort(_item_id(item, attribute, index), pct, seed, include=always, exclude=never)]
+
+
+__all__ = ["FilterModule", "cohort", "cohort_position"]
 
 
 class FilterModule(object):
