@@ -22,6 +22,19 @@
   after a rollback) is acknowledged without a second line. With
   ``CODEX_PUBLISH_ENABLED=false`` the service does not consume at all: events
   stay in the stream until a version with publishing on takes them.
+* Event cohorts (a queue-consumer canary, docs/phases.md "Queue-consumer canaries"): ``CODEX_EVENTS`` says
+  which events this process takes: ``all`` (default), ``cohort`` (only those whose repository is in the cohort)
+  or ``rest`` (every other one). The cohort is ``CODEX_EVENT_COHORT_INCLUDE`` (repositories, comma-separated)
+  and/or a stable hashed share of repositories, ``CODEX_EVENT_COHORT_PERCENT`` % drawn with
+  ``CODEX_EVENT_COHORT_SEED``: the hash of the collection's ``cohort`` filter
+  (``plugins/module_utils/cohort.py``, loaded from this checkout), so the filter and the service agree. The
+  split holds for stream sequences after ``CODEX_EVENT_SPLIT_AFTER_SEQ`` and up to
+  ``CODEX_EVENT_SPLIT_UNTIL_SEQ`` (when above 0): outside these fences ``rest`` takes every event and
+  ``cohort`` none, so a split can begin and end at a sequence every slot agrees on. An
+  event of the other side is acknowledged without a line in ``published.jsonl`` (a replay of this durable
+  after the split ends makes this version process it). Per slot (``--slot``): ``demo_slot_events`` by
+  outcome (processed, duplicate, failed, left, term), ``demo_slot_event_redeliveries`` and the processing
+  time histogram ``demo_slot_event_seconds``, so a judge can compare the two arms' events.
 * Fault knobs (also from ``--faults-file``; ``DEMO_FAULT_ERROR_RATE``, ``DEMO_FAULT_LATENCY_MS``,
   ``DEMO_FAULT_TAIL_MS`` + ``DEMO_FAULT_TAIL_FRACTION``,
   ``DEMO_FAULT_CRASH_ON_START``, ``DEMO_FAULT_SCOPE`` always|external) make a release bad on purpose; a key suffixed
@@ -34,6 +47,7 @@ import asyncio
 import errno
 import fcntl
 import hashlib
+import importlib.util
 import json
 import os
 import random
@@ -87,6 +101,22 @@ PUBLISH_FILE = "published.jsonl"
 # costs seconds of freshness, not minutes.
 ACK_WAIT_S = 5
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _load_cohort():
+    """The collection's cohort hash, from this checkout (the demo runs from it; no second copy of the hash)."""
+    spec = importlib.util.spec_from_file_location(
+        "stagegate_rollout_cohort", os.path.join(ROOT, "plugins", "module_utils", "cohort.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+cohort = _load_cohort()
+EVENT_SIDES = ("all", "cohort", "rest")
+SLOT_OUTCOMES = ("processed", "duplicate", "failed", "left", "term")
+
 disable_created_metrics()  # no *_created series: plain /metrics readers get only what they need
 
 
@@ -133,6 +163,13 @@ def _float(name, value, lo, hi=None):
     return f
 
 
+def _seq(name, value):
+    text = str(value).strip() or "0"
+    if not text.isdigit():
+        raise ConfigError("%s=%r is not a stream sequence (accepted: a whole number, 0 for none)" % (name, value))
+    return int(text)
+
+
 def version_key(version):
     return re.sub(r"[^A-Za-z0-9]", "_", version).upper()
 
@@ -162,6 +199,24 @@ class Config:
         self.include = frozenset(include)
         self.cors_origins = get("GRAPH_API_CORS_ORIGINS", "*")
 
+        side = get("CODEX_EVENTS", "all").strip().lower() or "all"
+        if side not in EVENT_SIDES:
+            raise ConfigError("CODEX_EVENTS=%r is not accepted (accepted: %s)" % (side, ", ".join(EVENT_SIDES)))
+        self.event_side = side
+        self.cohort_percent = _float("CODEX_EVENT_COHORT_PERCENT", get("CODEX_EVENT_COHORT_PERCENT", "0") or "0",
+                                     0, 100)
+        self.cohort_seed = get("CODEX_EVENT_COHORT_SEED", "")
+        self.cohort_include = frozenset(
+            r.strip() for r in get("CODEX_EVENT_COHORT_INCLUDE", "").split(",") if r.strip())
+        self.split_after = _seq("CODEX_EVENT_SPLIT_AFTER_SEQ", get("CODEX_EVENT_SPLIT_AFTER_SEQ", "0"))
+        self.split_until = _seq("CODEX_EVENT_SPLIT_UNTIL_SEQ", get("CODEX_EVENT_SPLIT_UNTIL_SEQ", "0"))
+        if self.split_until and self.split_until <= self.split_after:
+            raise ConfigError("CODEX_EVENT_SPLIT_UNTIL_SEQ=%d must be above CODEX_EVENT_SPLIT_AFTER_SEQ=%d (or 0: "
+                              "no end)" % (self.split_until, self.split_after))
+        if side != "all" and self.cohort_percent == 0 and not self.cohort_include:
+            raise ConfigError("CODEX_EVENTS=%s needs a cohort: CODEX_EVENT_COHORT_PERCENT above 0 (accepted: up "
+                              "to 100) or repositories in CODEX_EVENT_COHORT_INCLUDE; both are empty" % side)
+
         self.error_rate = _float("DEMO_FAULT_ERROR_RATE", get("DEMO_FAULT_ERROR_RATE", "0") or "0", 0, 1)
         self.latency_ms = _float("DEMO_FAULT_LATENCY_MS", get("DEMO_FAULT_LATENCY_MS", "0") or "0", 0)
         self.tail_ms = _float("DEMO_FAULT_TAIL_MS", get("DEMO_FAULT_TAIL_MS", "0") or "0", 0)
@@ -180,6 +235,22 @@ class Config:
                 "tail_fraction": self.tail_fraction, "crash_on_start": self.crash_on_start,
                 "scope": self.fault_scope}
 
+    def events(self):
+        return {"side": self.event_side, "percent": self.cohort_percent, "seed": self.cohort_seed,
+                "include": sorted(self.cohort_include), "after_seq": self.split_after,
+                "until_seq": self.split_until or None}
+
+    def takes(self, repo, seq):
+        """Whether this process takes the event of ``repo`` at stream sequence ``seq``: CODEX_EVENTS and the
+        cohort decide within the split's fences (after CODEX_EVENT_SPLIT_AFTER_SEQ, up to
+        CODEX_EVENT_SPLIT_UNTIL_SEQ when above 0); outside them ``rest`` takes every event, ``cohort`` none."""
+        if self.event_side == "all":
+            return True
+        if seq <= self.split_after or (self.split_until and seq > self.split_until):
+            return self.event_side == "rest"
+        inside = cohort.in_cohort(repo, self.cohort_percent, self.cohort_seed, include=self.cohort_include)
+        return inside == (self.event_side == "cohort")
+
     def included(self, repo):
         return not self.include or repo in self.include
 
@@ -190,8 +261,9 @@ class Config:
 
 
 class Metrics:
-    def __init__(self, version):
+    def __init__(self, version, slot=""):
         self.version = version
+        self.slot = slot
         self.registry = r = CollectorRegistry()
         self.requests = Counter("demo_http_requests", "HTTP requests served, by version, status code and route",
                                 ["version", "code", "route"], registry=r)
@@ -204,6 +276,21 @@ class Metrics:
         self.lag = Histogram("demo_publish_lag_seconds",
                              "Freshness: time from an event's publication to its processing",
                              ["version"], buckets=LAG_BUCKETS, registry=r)
+        # the consumer's events per slot: what a judge compares between a stable and a canary consumer
+        self.slot_events = Counter("demo_slot_events", "Events this slot's consumer was given, by version, slot "
+                                   "and outcome: processed (recorded, acknowledged), duplicate (recorded before, "
+                                   "acknowledged), failed (processing failed: nak, redelivered later), left (another "
+                                   "slot's cohort: acknowledged untouched), term (not an event: terminated)",
+                                   ["version", "slot", "outcome"], registry=r)
+        self.slot_redeliveries = Counter("demo_slot_event_redeliveries", "Deliveries of an event this slot takes "
+                                         "that JetStream delivered before (num_delivered above 1)",
+                                         ["version", "slot"], registry=r)
+        # The append to published.jsonl is not counted: every slot appends to that one file (lock, fsync), so
+        # the less busy slot would wait more often for the other's writes and look slower than it is.
+        self.slot_seconds = Histogram("demo_slot_event_seconds", "Processing time of the events this slot takes "
+                                      "(processed, duplicate or failed): this version's work on the event up to "
+                                      "its record in the shared published.jsonl", ["version", "slot"],
+                                      buckets=LATENCY_BUCKETS, registry=r)
         self.build_info = Gauge("demo_build_info", "Always 1; carries the running version", ["version"], registry=r)
         self.flag = Gauge("demo_flag_enabled", "1 when a boolean feature flag is on", ["version", "flag"], registry=r)
         self.consumer_up = Gauge("demo_consumer_connected", "1 while the JetStream consumer is connected and bound",
@@ -218,6 +305,16 @@ class Metrics:
             self.events.labels(version, outcome)
         self.duration.labels(version)
         self.lag.labels(version)
+        for outcome in SLOT_OUTCOMES:
+            self.slot_events.labels(version, slot, outcome)
+        self.slot_redeliveries.labels(version, slot)
+        self.slot_seconds.labels(version, slot)
+
+    def slot_event(self, outcome, seconds=None):
+        """One event of this slot's consumer ended with ``outcome`` after ``seconds`` of this version's work."""
+        self.slot_events.labels(self.version, self.slot, outcome).inc()
+        if seconds is not None:
+            self.slot_seconds.labels(self.version, self.slot).observe(seconds)
 
     def set_flags(self, cfg):
         for name in BOOL_FLAGS:
@@ -296,7 +393,7 @@ class Service:
         self.version = args.version
         self.env_file = args.env_file
         self.cfg = Config(self._values(), args.version)
-        self.metrics = Metrics(args.version)
+        self.metrics = Metrics(args.version, args.slot)
         self.metrics.set_flags(self.cfg)
         self.rng = random.Random(os.environ.get("DEMO_FAULT_SEED"))
         self.rng_lock = threading.Lock()
@@ -330,7 +427,8 @@ class Service:
             return
         self.cfg = cfg
         self.metrics.set_flags(cfg)
-        log("reloaded %s: flags %s faults %s" % (self.env_file, json.dumps(cfg.flags), json.dumps(cfg.faults())))
+        log("reloaded %s: flags %s faults %s events %s"
+            % (self.env_file, json.dumps(cfg.flags), json.dumps(cfg.faults()), json.dumps(cfg.events())))
 
     # --- faults ----------------------------------------------------------------------
     def fault_delay_and_error(self):
@@ -406,6 +504,8 @@ class Service:
             self.version, self.args.host, self.http.server_address[1],
             " graph API on :%d" % self.graph.server_address[1] if self.graph else "",
             json.dumps(cfg.flags), json.dumps(cfg.faults()), redact(self.args.nats_url)))
+        if cfg.event_side != "all":
+            log("events: %s" % json.dumps(cfg.events()))
 
     def stop(self):
         self.stopping.set()
@@ -467,6 +567,10 @@ class Service:
                     m.consumer_up.labels(version).set(0)
                     await asyncio.sleep(0.2)
                     continue
+                if psub is not None and self.consumer_state == "paused":
+                    # publishing back on (SIGHUP): still bound to the durable, consuming again
+                    self.consumer_state = "consuming"
+                    m.consumer_up.labels(version).set(1)
                 if psub is None:
                     try:
                         try:
@@ -541,14 +645,25 @@ class Service:
         except (ValueError, KeyError, UnicodeDecodeError) as exc:
             log("event at stream seq %d is not a repository event (%s): terminated" % (seq, exc))
             m.events.labels(version, "failed").inc()
+            m.slot_event("term")
             await msg.term()
             return
+        if not self.cfg.takes(repo, seq):
+            # another slot's cohort: acknowledged without a record, so a replay after the split finds it new
+            m.slot_event("left")
+            await self._ack(msg)
+            return
+        started = time.perf_counter()
+        if md.num_delivered > 1:
+            m.slot_redeliveries.labels(version, self.args.slot).inc()
         if self.publish is not None and event_id in self.publish.seen:
             m.events.labels(version, "duplicate").inc()
+            m.slot_event("duplicate", time.perf_counter() - started)
             await self._ack(msg)
             return
         if self.event_fails():
             m.events.labels(version, "failed").inc()
+            m.slot_event("failed", time.perf_counter() - started)
             await msg.nak(delay=0.5)
             return
         delay = self.fault_delay_and_error()[0]
@@ -563,6 +678,7 @@ class Service:
             "delivered": md.num_delivered, "ts": round(now, 6), "event_ts": event_ts, "lag_s": round(lag, 6),
             "pid": os.getpid(), "durable": self.args.durable, "slot": self.args.slot,
         }
+        work_s = time.perf_counter() - started
         if self.publish is not None:
             try:
                 recorded = await asyncio.get_running_loop().run_in_executor(None, self.publish.record, rec)
@@ -570,14 +686,17 @@ class Service:
                 # Not recorded, so not acknowledged: JetStream redelivers it later.
                 self.consumer_error = "cannot record event %s: %s" % (event_id, exc)
                 m.events.labels(version, "failed").inc()
+                m.slot_event("failed", work_s)
                 await msg.nak(delay=1.0)
                 return
             if not recorded:
                 # another instance of this version recorded it meanwhile (a replay reaches every host)
                 m.events.labels(version, "duplicate").inc()
+                m.slot_event("duplicate", work_s)
                 await self._ack(msg)
                 return
         m.events.labels(version, action).inc()
+        m.slot_event("processed", work_s)
         m.lag.labels(version).observe(lag)
         self.events_handled += 1
         await self._ack(msg)
@@ -705,7 +824,8 @@ class Handler(BaseHTTPRequestHandler):
         if route == "/api/ping":
             return route, self._send(200, {"pong": True, "version": svc.version})
         if route == "/api/flags":
-            return route, self._send(200, {"version": svc.version, "flags": cfg.flags, "faults": cfg.faults()})
+            return route, self._send(200, {"version": svc.version, "flags": cfg.flags, "faults": cfg.faults(),
+                                           "events": cfg.events()})
         if route == "/api/docs":
             from demo.repos import REPOSITORIES
             repo = path[len("/api/docs/"):].strip("/")
