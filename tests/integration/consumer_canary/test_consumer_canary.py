@@ -133,7 +133,7 @@ class Site:
         """The fence: the stable pauses, the split begins after the stream's last sequence L; returns
         (the canary slot, started; L)."""
         reconfigure(stable, self.env("all", CODEX_PUBLISH_ENABLED="false"))
-        wait_for(lambda: stable.health()["consumer"] == "paused", timeout=10, what="the stable consumer paused")
+        wait_for(lambda: stable.health()["consumer"] == "paused", timeout=20, what="the stable consumer paused")
         fence = self.last_seq()
         created = self.consumer(CANARY_DURABLE, consumer_canary_start_sequence=fence + 1)
         assert created["changed"], created
@@ -209,11 +209,11 @@ def reconfigure(svc, env):
         now = json.loads(svc.get("/api/flags")[2])
         return (now["flags"]["CODEX_PUBLISH_ENABLED"], now["events"]) == want
 
-    wait_for(loaded, timeout=10, what="the reload of %s" % svc.version)
+    wait_for(loaded, timeout=20, what="the reload of %s" % svc.version)
 
 
 def _consuming(*services):
-    wait_for(lambda: all(s.health()["consumer"] == "consuming" for s in services), timeout=20,
+    wait_for(lambda: all(s.health()["consumer"] == "consuming" for s in services), timeout=30,
              what="both consumers bound to their durables")
 
 
@@ -306,7 +306,7 @@ def test_a_healthy_consumer_canary_takes_exactly_its_cohort_between_the_fences_a
     # drains its cohort up to the fence and takes nothing after it, then stops
     reconfigure(stable, site.env("rest", CODEX_EVENT_SPLIT_AFTER_SEQ=str(fence), CODEX_PUBLISH_ENABLED="false"))
     reconfigure(canary, site.env("cohort", CODEX_EVENT_SPLIT_AFTER_SEQ=str(fence), CODEX_PUBLISH_ENABLED="false"))
-    wait_for(lambda: stable.health()["consumer"] == canary.health()["consumer"] == "paused", timeout=10,
+    wait_for(lambda: stable.health()["consumer"] == canary.health()["consumer"] == "paused", timeout=20,
              what="both consumers paused")
     end = site.last_seq()
     for svc, side in ((stable, "rest"), (canary, "cohort")):
