@@ -14,7 +14,7 @@ export ANSIBLE_NOCOWS := 1
 export PYTHONDONTWRITEBYTECODE := 1
 PYTEST := $(ROOT)/.venv/bin/python -m pytest
 
-.PHONY: help setup demo test checks unit sanity lint integration integration-a integration-b molecule molecule-ci bench clean ee
+.PHONY: help setup demo test checks checks-then-c unit sanity lint integration integration-a integration-b integration-c molecule molecule-ci bench clean ee
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -26,9 +26,12 @@ demo: setup
 	.venv/bin/python demo/run_demo.py
 
 # Three lanes at once (most of a rollout test waits on analysis windows, the checks keep the CPU busy
-# meanwhile); each prints its output when it ends.
+# meanwhile; the third lane runs integration-c once the checks are done); each prints its output when it ends.
 test: setup
-	$(MAKE) -j3 --output-sync=target --no-print-directory integration-a integration-b checks
+	$(MAKE) -j3 --output-sync=target --no-print-directory integration-a integration-b checks-then-c
+
+checks-then-c:
+	$(MAKE) -j1 --no-print-directory checks integration-c
 
 # one after the other (-j1: one lane)
 checks:
@@ -47,19 +50,24 @@ lint:
 	rm -rf .cache/ansible-lint
 	ANSIBLE_HOME=$(ROOT)/.cache/ansible-lint ansible-lint --profile production --offline
 
-# Two halves at once (most of a rollout test is waiting on analysis windows): each with its own pytest
-# temp dir; the SSH host suites (hosts: 127.0.0.11-13; faults: 127.0.0.21, blue_green: 127.0.0.31-32) sit in different halves so
-# the halves take about as long. Each half prints its output when it ends, its slowest tests last.
-INTEGRATION_A := tests/integration/hosts tests/integration/demo tests/integration/jetstream tests/integration/awx tests/integration/kubernetes
-INTEGRATION_B := $(filter-out $(INTEGRATION_A) %/__pycache__,$(patsubst %/,%,$(wildcard tests/integration/*/)))
+# Three parts (most of a rollout test is waiting on analysis windows): each with its own pytest temp dir; the
+# SSH host suites (hosts: 127.0.0.11-13; faults: 127.0.0.21, blue_green: 127.0.0.31-32) sit in different parts.
+# In `make test` part C follows the checks, so the three lanes end about together. Each part prints its output
+# when it ends, its slowest tests last.
+INTEGRATION_A := tests/integration/hosts tests/integration/demo tests/integration/jetstream tests/integration/awx
+INTEGRATION_C := $(wildcard tests/integration/kubernetes tests/integration/consumer_canary)
+INTEGRATION_B := $(filter-out $(INTEGRATION_A) $(INTEGRATION_C) %/__pycache__,$(patsubst %/,%,$(wildcard tests/integration/*/)))
 integration:
-	$(MAKE) -j2 --output-sync=target --no-print-directory integration-a integration-b
+	$(MAKE) -j3 --output-sync=target --no-print-directory integration-a integration-b integration-c
 
 integration-a:
 	$(PYTEST) $(INTEGRATION_A) -q --durations=15 --basetemp=/tmp/stagegate-it-a
 
 integration-b:
 	$(PYTEST) $(INTEGRATION_B) -q --durations=15 --basetemp=/tmp/stagegate-it-b
+
+integration-c:
+	$(PYTEST) $(INTEGRATION_C) -q --durations=15 --basetemp=/tmp/stagegate-it-c
 
 molecule:
 	bash scripts/molecule_all.sh

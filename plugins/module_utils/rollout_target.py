@@ -374,8 +374,8 @@ def weights(server_map, canary_percent, hosts=None):
 
 def batches(hosts, sizes, field="rollout_production.batches"):
     """Split ``hosts`` into batches as Ansible's ``serial`` does: a list of sizes (a count or a percentage of all
-    hosts), the last size repeated until every host is in a batch. ``[1, '25%', '100%']`` over 10 hosts gives
-    batches of 1, 3 and 6 hosts."""
+    hosts, rounded down, at least 1), the last size repeated until every host is in a batch. ``[1, '25%', '100%']``
+    over 10 hosts gives batches of 1, 2 and 7 hosts."""
     hosts = list(hosts)
     if not isinstance(sizes, (list, tuple)) or not sizes:
         raise TargetError("%s: %r is not a list of batch sizes (accepted: counts or percentages, such as "

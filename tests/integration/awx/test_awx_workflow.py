@@ -31,6 +31,9 @@ SECRETS = {
 }
 
 
+SCALE = {"awx_forks": 20, "awx_instance_groups": ["rollout runners"]}  # the sizes' settings (docs/targets.md)
+
+
 def _run(standin, tmp_path, name):
     secrets = tmp_path / "awx-secrets.json"  # as a vault-encrypted vars file would give them
     secrets.write_text(json.dumps(SECRETS))
@@ -42,7 +45,7 @@ def _run(standin, tmp_path, name):
                CONTROLLER_HOST=standin.url, CONTROLLER_OAUTH_TOKEN=TOKEN)
     proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local", "-vvv",
                            "stagegate.rollout.awx", "-e", "awx_project_scm_url=https://git.example.com/org/site.git",
-                           "-e", "@" + str(secrets)], env=env, cwd=str(tmp_path), capture_output=True, text=True,
+                           "-e", "@" + str(secrets), "-e", json.dumps(SCALE)], env=env, cwd=str(tmp_path), capture_output=True, text=True,
                           timeout=300, check=False)
     out = proc.stdout + proc.stderr
     (tmp_path / ("%s.log" % name)).write_text(out)
@@ -72,6 +75,7 @@ def _graph(c):
 def test_awx_playbook_builds_the_phased_workflow(tmp_path):
     with ControllerStandIn(TOKEN) as standin:
         c = standin.controller
+        group = c.add("instance_groups", {"name": "rollout runners"})  # instance groups exist before (AWX admin)
         rc, out = _run(standin, tmp_path, "first")
         assert rc == 0, out[-5000:]
 
@@ -118,6 +122,7 @@ def test_awx_playbook_builds_the_phased_workflow(tmp_path):
             assert t["survey_enabled"] is True
             assert [q["variable"] for q in c.surveys[("job_templates", t["id"])]["spec"]] == survey_vars
             assert t["ask_variables_on_launch"] is (playbook == "rollback")
+            assert t["forks"] == 20 and c.linked("job_templates", t["id"], "instance_groups") == [group], t
             assert not json.loads(t.get("extra_vars") or "{}")
 
         # the workflow: version survey, the approvals are its nodes so the phases run with rollout_auto_approve
