@@ -32,8 +32,8 @@ def test_ledger_check_real_rerun_tamper(playbook, tmp_path):
 
     run = playbook("ledger.yml", evars, check=True)
     assert run.rc == 0, run
-    assert run.results("Record the phase start")["changed"]
-    assert run.results("Record the gate verdict with its observed values")["changed"]
+    assert run.task("Record the phase start")["changed"]
+    assert run.task("Record the gate verdict with its observed values")["changed"]
     assert not os.path.exists(path)
 
     run = playbook("ledger.yml", evars)
@@ -63,19 +63,19 @@ def test_ledger_check_real_rerun_tamper(playbook, tmp_path):
         fh.write("\n".join(raw) + "\n")
     run = playbook("ledger_verify.yml", dict(ledger=path))
     assert run.rc != 0
-    result = run.results("Verify the chain")
+    result = run.task("Verify the chain")
     assert result["failed"] and result["broken_seq"] == 1 and "broken at seq 1" in result["msg"]
     # and the module refuses to append to it
     run = playbook("ledger.yml", dict(evars, release="2.1.1"))
     assert run.rc != 0
-    assert "refusing to append to a broken chain at seq 1" in run.results("Record the phase start")["msg"]
+    assert "refusing to append to a broken chain at seq 1" in run.task("Record the phase start")["msg"]
 
 
 def test_ledger_bad_input_named(playbook, tmp_path):
     run = playbook("ledger.yml", dict(ledger=str(tmp_path / "no-such-dir" / "l.jsonl"), release=RELEASE,
                                       secret=SECRET))
     assert run.rc != 0
-    assert "does not exist" in run.results("Record the phase start")["msg"]
+    assert "does not exist" in run.task("Record the phase start")["msg"]
 
 
 # --- feature_flags + cohort ----------------------------------------------------------------------------------
@@ -86,14 +86,14 @@ def test_flags_check_real_rerun(playbook, tmp_path):
 
     run = playbook("flags.yml", evars, check=True, diff=True)
     assert run.rc == 0, run
-    result = run.results("Render the env file")
+    result = run.task("Render the env file")
     assert result["changed"] and "CODEX_PUBLISH_ENABLED=true" in result["diff"]["after"]
     assert result["diff"]["before"] == ""
     assert not env.exists() and not (tmp_path / "values-flags.yaml").exists()
 
     run = playbook("flags.yml", evars, diff=True)
     assert run.rc == 0, run
-    assert run.results("Render the env file")["changed"] and run.results("Render Helm values")["changed"]
+    assert run.task("Render the env file")["changed"] and run.task("Render Helm values")["changed"]
     text = env.read_text()
     body = [line for line in text.splitlines() if not line.startswith("#")]
     assert text.startswith("# Managed by stagegate.rollout.feature_flags")
@@ -104,24 +104,24 @@ def test_flags_check_real_rerun(playbook, tmp_path):
     assert stat.S_IMODE(env.stat().st_mode) == 0o640
     helm = yaml.safe_load((tmp_path / "values-flags.yaml").read_text())
     assert helm["env"]["CODEX_PUBLISH_ENABLED"] is True and helm["env"]["CODEX_REPO_INCLUDE_LIST"] == include
-    checksum = run.results("Render the env file")["checksum"]
+    checksum = run.task("Render the env file")["checksum"]
     assert [f for f in os.listdir(str(tmp_path)) if f.endswith(".tmp")] == []
 
     run = playbook("flags.yml", evars)
     assert run.rc == 0, run
     assert run.stats["changed"] == 0
-    assert run.results("Render the env file")["checksum"] == checksum
+    assert run.task("Render the env file")["checksum"] == checksum
 
     # a mode-only change is a change, and is idempotent afterwards
     os.chmod(str(env), 0o600)
-    assert playbook("flags.yml", evars).results("Render the env file")["changed"]
+    assert playbook("flags.yml", evars).task("Render the env file")["changed"]
     assert stat.S_IMODE(env.stat().st_mode) == 0o640
 
     # the next phase changes the file
     evars["flags"] = {"CODEX_REPO_INCLUDE_LIST": [], "CODEX_EMBEDDINGS_ENABLED": True}
     run = playbook("flags.yml", dict(evars, phase="production"), diff=True)
     assert run.rc == 0, run
-    result = run.results("Render the env file")
+    result = run.task("Render the env file")
     assert result["changed"] and "CODEX_EMBEDDINGS_ENABLED=false" in result["diff"]["before"]
     assert "CODEX_EMBEDDINGS_ENABLED=true" in env.read_text()
 
@@ -139,7 +139,7 @@ def test_flags_refused_before_any_change(playbook, tmp_path, flags, phase, messa
     env.write_text("KEEP=me\n")
     run = playbook("flags.yml", dict(workdir=str(tmp_path), phase=phase, repos=REPOS, flags=flags))
     assert run.rc != 0
-    result = run.results("Render the env file")
+    result = run.task("Render the env file")
     assert result["failed"] and message in result["msg"], result["msg"]
     assert env.read_text() == "KEEP=me\n"
     assert not (tmp_path / "values-flags.yaml").exists()
@@ -169,29 +169,29 @@ def test_fingerprint_freeze_check_and_refuse(playbook, tmp_path):
 
     run = playbook("fingerprint.yml", evars, check=True)
     assert run.rc == 0, run
-    assert run.results("Freeze at staging")["changed"] and not os.path.exists(freeze)
+    assert run.task("Freeze at staging")["changed"] and not os.path.exists(freeze)
 
     run = playbook("fingerprint.yml", evars)
     assert run.rc == 0, run
-    frozen = run.results("Freeze at staging")
+    frozen = run.task("Freeze at staging")
     assert frozen["changed"] and json.load(open(freeze))["fingerprint"] == frozen["fingerprint"]
     assert "file:chart/values.yaml" in frozen["items"]
 
     run = playbook("fingerprint.yml", evars)
     assert run.rc == 0 and run.stats["changed"] == 0
-    assert run.results("Freeze at staging")["fingerprint"] == frozen["fingerprint"]
+    assert run.task("Freeze at staging")["fingerprint"] == frozen["fingerprint"]
 
     # the other checkout, checked against the freeze: same fingerprint
     run = playbook("fingerprint.yml", dict(evars, workdir=str(b), stage="check"))
     assert run.rc == 0, run
-    checked = run.results("Check before the canary")
+    checked = run.task("Check before the canary")
     assert checked["matches"] and checked["fingerprint"] == frozen["fingerprint"]
 
     # one flag changed without a new staging run: refused, naming the item
     run = playbook("fingerprint.yml", dict(evars, workdir=str(b), stage="check",
                                            flags=dict(flags, CODEX_PUBLISH_ENABLED=False)))
     assert run.rc != 0
-    result = run.results("Check before the canary")
+    result = run.task("Check before the canary")
     assert result["failed"] and not result["matches"]
     assert result["differences"] == [{"item": "data.flags", "change": "changed"}]
     assert "data.flags changed" in result["msg"] and "run staging again" in result["msg"]
@@ -200,11 +200,11 @@ def test_fingerprint_freeze_check_and_refuse(playbook, tmp_path):
     (b / "chart" / "values.yaml").write_text("replicas: 3\n")
     run = playbook("fingerprint.yml", dict(evars, workdir=str(b), stage="check"))
     assert run.rc != 0
-    assert "file:chart/values.yaml changed" in run.results("Check before the canary")["msg"]
+    assert "file:chart/values.yaml changed" in run.task("Check before the canary")["msg"]
 
     # nothing frozen: refused
     run = playbook("fingerprint.yml", dict(evars, freeze=str(tmp_path / "none.json"), stage="check"))
-    assert run.rc != 0 and "run the staging phase first" in run.results("Check before the canary")["msg"]
+    assert run.rc != 0 and "run the staging phase first" in run.task("Check before the canary")["msg"]
 
 
 # --- determinism_check ---------------------------------------------------------------------------------------
@@ -220,12 +220,12 @@ def test_determinism_check_mode_then_serial_and_parallel(playbook, tmp_path):
                  outputs=["out-{run}.json"], mode="both")
     run = playbook("determinism.yml", evars, check=True)
     assert run.rc == 0, run
-    assert run.results("Run the step several times and compare")["skipped"] is True
+    assert run.task("Run the step several times and compare")["skipped"] is True
     assert not list(tmp_path.glob("out-*.json"))
 
     run = playbook("determinism.yml", evars)
     assert run.rc == 0, run
-    det = run.results("Run the step several times and compare")
+    det = run.task("Run the step several times and compare")
     assert not det["changed"] and det["identical"]
     assert [d["mode"] for d in det["runs_detail"]] == ["serial"] * 3 + ["parallel"] * 3
     assert sorted(p.name for p in tmp_path.glob("out-*.json")) == ["out-%d.json" % i for i in range(1, 7)]
@@ -237,29 +237,29 @@ def test_determinism_check_mode_then_serial_and_parallel(playbook, tmp_path):
     (tmp_path / "c.bin").write_bytes(b"diff")
     run = playbook("determinism.yml", dict(evars, file_groups=[[str(tmp_path / "a.bin"), str(tmp_path / "b.bin")]]))
     assert run.rc == 0, run
-    assert run.results("Compare files produced twice")["file_groups"][0]["identical"]
+    assert run.task("Compare files produced twice")["file_groups"][0]["identical"]
     run = playbook("determinism.yml", dict(evars, file_groups=[[str(tmp_path / "a.bin"), str(tmp_path / "c.bin")]]))
     assert run.rc != 0
-    result = run.results("Compare files produced twice")
+    result = run.task("Compare files produced twice")
     assert result["differing"] == ["files[0]"] and "not deterministic" in result["msg"]
 
 
 def test_determinism_detects_random_output_and_failures(playbook, tmp_path):
     run = playbook("determinism.yml", dict(workdir=str(tmp_path), script=[sys.executable, "-c", RANDOM]))
     assert run.rc != 0
-    det = run.results("Run the step several times and compare")
+    det = run.task("Run the step several times and compare")
     assert det["failed"] and det["differing"] == ["stdout"] and len(set(det["digests"])) == 3
     run = playbook("determinism.yml", dict(workdir=str(tmp_path),
                                            script=[sys.executable, "-c", "import sys; sys.exit(3)"]))
     assert run.rc != 0
-    assert "exited with 3" in run.results("Run the step several times and compare")["msg"]
+    assert "exited with 3" in run.task("Run the step several times and compare")["msg"]
     run = playbook("determinism.yml", dict(workdir=str(tmp_path), timeout=1,
                                            script=[sys.executable, "-c", "import time; time.sleep(30)"]))
     assert run.rc != 0
-    assert "timed out after 1.0s" in run.results("Run the step several times and compare")["msg"]
+    assert "timed out after 1.0s" in run.task("Run the step several times and compare")["msg"]
     run = playbook("determinism.yml", dict(workdir=str(tmp_path), script=["/nonexistent/tool", "--x"]))
     assert run.rc != 0
-    assert "cannot start /nonexistent/tool" in run.results("Run the step several times and compare")["msg"]
+    assert "cannot start /nonexistent/tool" in run.task("Run the step several times and compare")["msg"]
 
 
 # --- rollout_notify ------------------------------------------------------------------------------------------
@@ -292,7 +292,7 @@ def test_notify_check_real_and_secret_never_echoed(playbook):
 
         run = playbook("notify.yml", evars)
         assert run.rc == 0, run
-        result = run.results("Notify the channel")
+        result = run.task("Notify the channel")
         assert result["sent"] and result["status"] == 200 and result["attempts"] == 1
         assert SECRET not in json.dumps(result)
 
@@ -302,7 +302,7 @@ def test_notify_retries_then_fails_without_leaking(playbook):
         webhook = "http://127.0.0.1:%d/hooks/%s" % (srv.port, SECRET)
         run = playbook("notify.yml", dict(webhook=webhook, token="t0ken-abcdef"))
         assert run.rc == 0, run
-        assert run.results("Notify the channel")["attempts"] == 3 and len(srv.requests) == 3
+        assert run.task("Notify the channel")["attempts"] == 3 and len(srv.requests) == 3
 
     with Recorder(statuses=[404] * 5) as srv:
         webhook = "http://127.0.0.1:%d/hooks/%s?key=%s" % (srv.port, SECRET, "QUERYSECRET42")
@@ -326,5 +326,5 @@ def test_notify_retries_then_fails_without_leaking(playbook):
 def test_notify_bad_url_refused_masked(playbook):
     run = playbook("notify.yml", dict(webhook="ftp://example.invalid/" + SECRET, token="t0ken-abcdef"))
     assert run.rc != 0
-    result = run.results("Notify the channel")
+    result = run.task("Notify the channel")
     assert "url must be an http:// or https:// URL" in result["msg"] and SECRET not in json.dumps(result)

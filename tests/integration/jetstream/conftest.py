@@ -11,21 +11,15 @@ by ansible-playbook through the collection at .collections/ansible_collections/s
 import asyncio
 import json
 import os
-import subprocess
-import sys
-
 import types
 
 import pytest
 
 from demo.stack.nats import NatsServer
 from demo.stack.ports import free_port
+from tests.integration.playbook_run import ansible_env, run_playbook
 
 import auth_kit
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-COLLECTIONS = os.path.join(ROOT, ".collections")
-VENV_BIN = os.path.dirname(sys.executable)
 
 AUTH_USER = "rollout"
 AUTH_PASSWORD = "S3cr3t-Pw-7f4e2a91"
@@ -113,42 +107,9 @@ def closed_url():
     return "nats://127.0.0.1:%d" % free_port()
 
 
-class PlaybookRun:
-    def __init__(self, proc, results):
-        self.rc = proc.returncode
-        self.stdout = proc.stdout
-        self.stderr = proc.stderr
-        self.results = results  # one result dict per task (json callback), in order
-
-    @property
-    def output(self):
-        return self.stdout + self.stderr
-
-    def __getitem__(self, i):
-        return self.results[i]
-
-    def ok(self, i=0):
-        """The result of task ``i``, after asserting the play and that task succeeded."""
-        assert self.rc == 0, self.output[-4000:]
-        res = self.results[i]
-        assert not res.get("failed"), res
-        return res
-
-
-def _task_results(stdout):
-    data = json.loads(stdout[stdout.index("{"):])
-    out = []
-    for play in data.get("plays", []):
-        for task in play.get("tasks", []):
-            res = task.get("hosts", {}).get("localhost", {})
-            res = dict(res, _task=task.get("task", {}).get("name"))
-            out.append(res)
-    return out
-
-
 @pytest.fixture
 def playbook(tmp_path):
-    """Run tasks in a playbook on localhost; returns a PlaybookRun.
+    """Run tasks in a playbook on localhost; returns a PlaybookRun (tests/integration/playbook_run.py).
 
     ``servers`` goes to module_defaults of the action group stagegate.rollout.nats.
     With ``verbosity`` the default callback is used (text output, no parsed results).
@@ -169,42 +130,10 @@ def playbook(tmp_path):
             play["module_defaults"] = {"group/stagegate.rollout.nats": defaults}
         path = tmp_path / ("play%02d.yml" % counter[0])
         path.write_text(json.dumps([play], indent=1))
-        env = dict(os.environ)
-        env.update({
-            "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS,
-            "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "True",
-            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_FORCE_COLOR": "false",
-            "ANSIBLE_RETRY_FILES_ENABLED": "false",
-            "ANSIBLE_PIPELINING": "true",
-            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
-            "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
-            "PATH": VENV_BIN + os.pathsep + env.get("PATH", ""),
-        })
-        for key in ("NATS_URL", "NATS_USER", "NATS_PASSWORD"):
-            env.pop(key, None)
-        if not verbosity:
-            env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
-        env.update(extra_env or {})
-        argv = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local", str(path)]
-        if check:
-            argv.append("--check")
-        if diff:
-            argv.append("--diff")
-        if verbosity:
-            argv.append("-" + "v" * verbosity)
-        argv.extend(extra_args)
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=300,
-                              check=False)
-        results = []
-        if not verbosity:
-            try:
-                results = _task_results(proc.stdout)
-            except (ValueError, KeyError) as exc:
-                raise AssertionError("ansible-playbook output is not the json callback's (%s):\n%s\n%s"
-                                     % (exc, proc.stdout[-3000:], proc.stderr[-3000:]))
-        return PlaybookRun(proc, results)
+        unset = dict(NATS_URL=None, NATS_USER=None, NATS_PASSWORD=None)  # the modules' fallbacks: only extra_env's
+        env = ansible_env(tmp_path, **dict(unset, **(extra_env or {})))
+        return run_playbook(path, tmp_path, connection="local", check=check, diff=diff, verbosity=verbosity,
+                            callback="default" if verbosity else "json", env=env, extra_args=extra_args)
 
     return run
 

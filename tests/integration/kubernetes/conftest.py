@@ -16,7 +16,8 @@ import yaml
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from kube_emulator import EmulatorThread  # noqa: E402  (needs the path above)
-from kube_kit import CHART, VENV_BIN, helm_binary, helm_env  # noqa: E402
+from kube_kit import CHART, helm_binary, helm_env  # noqa: E402
+from tests.integration.playbook_run import run_playbook  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -62,10 +63,10 @@ def emulator(tmp_path):
 class RoleRun(object):
     """One ansible-playbook run: rc, output, and the deploy_kubernetes_result of every step that ran."""
 
-    def __init__(self, proc, result_files):
-        self.rc = proc.returncode
-        self.stdout = proc.stdout
-        self.stderr = proc.stderr
+    def __init__(self, run, result_files):
+        self.rc = run.rc
+        self.stdout = run.stdout
+        self.stderr = run.stderr
         self.results = [json.loads(f.read_text()) if f.exists() else None for f in result_files]
 
     @property
@@ -124,12 +125,7 @@ def run_role(emulator, helm, tmp_path):
             "vars": {"ansible_python_interpreter": sys.executable},
             "tasks": tasks,
         }]))
-        cmd = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", "localhost,", str(playbook)]
-        if check:
-            cmd.append("--check")
-        if diff:
-            cmd.append("--diff")
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(run_dir), timeout=900, check=False)
-        return RoleRun(proc, result_files)
+        run = run_playbook(playbook, run_dir, check=check, diff=diff, callback=None, env=env, timeout=900)
+        return RoleRun(run, result_files)
 
     return run

@@ -5,6 +5,8 @@
 import os
 import shutil
 
+from tests.integration.playbook_run import ansible_env
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 CHART = os.path.join(ROOT, "roles", "deploy_kubernetes", "files", "stagegate-service")
@@ -20,24 +22,14 @@ def helm_binary():
 
 
 def helm_env(tmp_path, kubeconfig):
-    """Environment for helm and ansible-playbook: private Helm homes, the emulator's kubeconfig."""
-    env = dict(os.environ)
-    env.update(
-        PATH=VENV_BIN + os.pathsep + env.get("PATH", ""),
+    """Environment for helm and ansible-playbook (tests/integration/playbook_run.py): private Helm homes, the
+    emulator's kubeconfig, the default callback with task times."""
+    return ansible_env(
+        tmp_path,
         KUBECONFIG=str(kubeconfig),
         HELM_CACHE_HOME=str(tmp_path / "helm-cache"),
         HELM_CONFIG_HOME=str(tmp_path / "helm-config"),
         HELM_DATA_HOME=str(tmp_path / "helm-data"),
-        ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
-        ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="True",
-        ANSIBLE_FORCE_COLOR="false",
-        ANSIBLE_NOCOWS="1",
-        ANSIBLE_RETRY_FILES_ENABLED="false",
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"),
-        ANSIBLE_REMOTE_TEMP=str(tmp_path / "ansible-remote"),
         ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
         ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks",
-        PYTHONDONTWRITEBYTECODE="1",
     )
-    env.pop("ANSIBLE_CONFIG", None)
-    return env

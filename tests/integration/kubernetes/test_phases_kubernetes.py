@@ -21,7 +21,6 @@ scaled to 0; Prometheus scrapes it every second and the judge and gates query Pr
 import http.server
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -35,6 +34,7 @@ from demo.stack.prometheus import Prometheus
 from kube_emulator import EmulatorThread
 from kube_kit import VENV_BIN, helm_binary, helm_env
 from tests.integration.example_check import check_play
+from tests.integration.playbook_run import run_playbook
 
 NAMESPACE = "codex"
 GW = "gateway.networking.k8s.io"
@@ -165,11 +165,11 @@ class Cluster:
         }))
 
     def play(self, name, version, timeout=600, extra=()):
-        proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", str(self.inventory),
-                               "stagegate.rollout.%s" % name, "-e", "rollout_version=%s" % version,
-                               "-e", "rollout_auto_approve=true"] + list(extra),
-                              capture_output=True, text=True, env=self.env, timeout=timeout, check=False)
-        return proc.returncode, proc.stdout + proc.stderr
+        run = run_playbook("stagegate.rollout.%s" % name, self.workdir, inventory=self.inventory, callback=None,
+                           env=self.env, timeout=timeout,
+                           extra_args=["-e", "rollout_version=%s" % version, "-e", "rollout_auto_approve=true"]
+                           + list(extra))
+        return run.rc, run.output
 
     def stop(self):
         self.prometheus.stop()
@@ -349,9 +349,8 @@ def test_the_example_inventory_validates(tmp_path):
     play = check_play(tmp_path / "plan.json")
     (tmp_path / "check.yml").write_text(json.dumps(play))
     env = helm_env(tmp_path, os.devnull)  # the collection from .collections, as the other tests here
-    p = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", EXAMPLE, str(tmp_path / "check.yml")],
-                       cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert_ok(p.returncode, p.stdout + p.stderr)
+    run = run_playbook(tmp_path / "check.yml", tmp_path, inventory=EXAMPLE, callback=None, env=env)
+    assert_ok(run.rc, run.output)
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert plan["kind"] == "kubernetes" and plan["router"] == "gateway-api"
     assert plan["servers"] == {"localhost": {"stable": "codex-stable", "canary": "codex-canary"}}
