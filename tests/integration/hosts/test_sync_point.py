@@ -19,8 +19,8 @@ PLAY = [{"hosts": "app", "gather_facts": False, "tasks": [
      "ansible.builtin.set_fact": {"_rollout_phase_host_error": "{{ inventory_hostname }}: the stable slot is down"}},
     {"name": "a host leaves the play", "when": "inventory_hostname in lose_hosts",
      "ansible.builtin.fail": {"msg": "lost"}},
-    {"name": "the sync point", "ansible.builtin.include_role": {"name": "stagegate.rollout.rollout_phase",
-                                                                  "tasks_from": "sync.yml"},
+    {"name": "the sync point",
+     "ansible.builtin.include_role": {"name": "stagegate.rollout.rollout_phase", "tasks_from": "sync.yml"},
      "vars": {"_rollout_phase_sync": "batch 1"}},
     {"name": "after the sync point", "ansible.builtin.debug": {"msg": "went on"}}]}]
 
