@@ -41,10 +41,15 @@ Method (details and references in docs/canary_judge.md; the e-processes of one s
   prove an absolute ceiling (``error_abs_margin``) so that a canary of a
   service whose baseline has zero errors can pass once enough clean canary
   requests are seen - never because of a lack of data.
-* alpha is split (Bonferroni) across the fail tests: ``error_weight`` of it to
-  errors, the rest shared equally by the latency quantiles, so
+* Latency also has a *shift* test over the whole histogram (fail side only,
+  ``judge_streams.ShiftStream``): a stratified rank test with grouped normal
+  scores, bounded bucket after bucket with the same hypergeometric bounds.
+* alpha is split across the fail tests: ``error_weight`` of it to errors, the
+  rest to latency (``latency_shift_weight`` of that to the shift test, the
+  rest shared equally by the latency quantiles), and the verdict is "fail" once
+  sum_i alpha_i * E_i >= 1 - a supermartingale starting at alpha under H0, so
   P(ever "fail" | canary as good as baseline) <= alpha over all metrics and
-  looks together.
+  looks together (it holds every single stream's crossing of 1 / alpha_i).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -55,7 +60,8 @@ import math
 import time
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.histogram import bucket_cdf, histogram_quantile
-from ansible_collections.stagegate.rollout.plugins.module_utils.judge_streams import EventStream, finite_or_text
+from ansible_collections.stagegate.rollout.plugins.module_utils.judge_streams import (
+    EventStream, ShiftStream, finite_or_text, log_mix)
 
 VERDICTS = ("continue", "fail", "pass", "inconclusive")
 
@@ -143,8 +149,12 @@ class CanaryJudge:
         canary error rate is proven below this absolute rate (0 disables).
     latency_quantiles ((0.5, 0.9, 0.99)): quantiles whose shift is tested.
     latency_margin (0.05): non-inferiority margin on latency quantiles (+5%).
-    error_weight (0.5): share of alpha spent on the error test (the rest is
-        split equally across latency quantiles; all of it if no histogram).
+    error_weight (0.5): share of alpha spent on the error test (the rest goes
+        to latency; all of it to errors if no histogram).
+    latency_shift_weight (0.8): share of the latency alpha spent on the shift
+        test over the whole histogram (a stratified rank test, ShiftStream);
+        the rest is split equally across the latency quantiles' fail tests.
+        0 turns the shift test off (the quantiles then get all of it).
     min_requests (0): no "pass" before this many canary requests.
     max_requests (None): canary requests after which the verdict becomes
         "inconclusive" when neither proof has been reached.
@@ -171,6 +181,7 @@ class CanaryJudge:
         "latency_quantiles": (0.5, 0.9, 0.99),
         "latency_margin": 0.05,
         "error_weight": 0.5,
+        "latency_shift_weight": 0.8,
         "min_requests": 0,
         "max_requests": None,
         "max_seconds": None,
@@ -207,6 +218,10 @@ class CanaryJudge:
         v = o["error_weight"]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0.0 < v <= 1.0):
             raise JudgeError("error_weight must be in (0, 1], got %r" % (v,))
+        v = o["latency_shift_weight"]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0.0 <= v < 1.0):
+            raise JudgeError("latency_shift_weight must be in [0, 1), got %r" % (v,))
+        o["latency_shift_weight"] = float(v)
         v = o["error_margin"]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 1.0:
             raise JudgeError("error_margin must be a ratio > 1 (e.g. 1.25), got %r" % (v,))
@@ -258,6 +273,7 @@ class CanaryJudge:
         self.use_latency = None   # decided on the first observation
         self.errors = None        # EventStream
         self.latency = []         # list of dicts {q, alpha, boundary, margin, stream}
+        self.shift = None         # ShiftStream (the latency shift test over the whole histogram)
         self.resets = 0
         self.final = None         # latched terminal verdict
         self.n_c = 0.0
@@ -273,8 +289,13 @@ class CanaryJudge:
         self.errors = EventStream("errors", err_alpha, o["pass_alpha"], o["error_margin"],
                                   o["error_abs_margin"] or None)
         self.latency = []
+        self.shift = None
         if self.use_latency:
-            per_q = o["alpha"] * (1.0 - o["error_weight"]) / len(o["latency_quantiles"])
+            lat_alpha = o["alpha"] * (1.0 - o["error_weight"])
+            if o["latency_shift_weight"] > 0:
+                self.shift = ShiftStream(lat_alpha * o["latency_shift_weight"])
+                lat_alpha -= self.shift.alpha
+            per_q = lat_alpha / len(o["latency_quantiles"])
             for q in o["latency_quantiles"]:
                 self.latency.append({"q": q, "alpha": per_q, "boundary": None, "margin": None,
                                      "stream": None, "shared_with": None})
@@ -432,6 +453,8 @@ class CanaryJudge:
             # batch included): given the pooled counts, canary and baseline
             # labels stay exchangeable under H0, so the batch can be used at once.
             self._fix_boundaries(self.bounds, [a + b for a, b in zip(self.hist_b, self.hist_c)])
+            if self.shift is not None:
+                self.shift.update(_per_bucket(dc), _per_bucket(db))
             for item in self.latency:
                 st = item["stream"]
                 if st is None:
@@ -456,6 +479,8 @@ class CanaryJudge:
     # ------------------------------------------------------------------
     def _streams(self):
         out = [self.errors]
+        if self.shift is not None:
+            out.append(self.shift)
         for item in self.latency:
             if item["stream"] is not None:
                 out.append(item["stream"])
@@ -463,10 +488,12 @@ class CanaryJudge:
 
     def _decide(self, now, note=None):
         o = self.options
-        # fail: any fail e-process crossed 1/alpha_i
-        for st in self._streams():
-            if st.log_e_fail() >= math.log(1.0 / st.alpha):
-                return self._finish("fail", self._reason_fail(st), now)
+        # fail: sum_i alpha_i * E_i >= 1 (a test supermartingale times alpha under H0; it holds every stream's
+        # own crossing of 1 / alpha_i and adds up the evidence of streams that see the same regression)
+        terms = [(math.log(st.alpha) + st.log_e_fail(), st) for st in self._streams()]
+        total = log_mix([t for t, dummy in terms], [1.0] * len(terms))
+        if total >= 0.0:
+            return self._finish("fail", self._reason_fail(max(terms, key=lambda t: t[0])[1], total), now)
         # pass: every stream proved non-inferiority (intersection-union)
         proved = []
         missing = []
@@ -507,7 +534,24 @@ class CanaryJudge:
             reason = note + "; " + reason
         return self._result("continue", reason, now)
 
-    def _reason_fail(self, st):
+    @staticmethod
+    def _evidence(st, total):
+        """'e-value E >= 1/alpha_i' when the stream crossed alone, else what the sum over the streams reached."""
+        e = math.exp(min(st.log_e_fail(), 700))
+        if st.log_e_fail() >= math.log(1.0 / st.alpha):
+            return "e-value %.3g >= %.3g" % (e, 1.0 / st.alpha)
+        return "e-value %.3g (%.3g alone); sum of alpha_i x e-value over the streams %.3g >= 1" % (
+            e, 1.0 / st.alpha, math.exp(min(total, 700)))
+
+    def _reason_fail(self, st, total):
+        if st is self.shift:
+            return ("latency_shift: canary slower than the baseline across the latency histogram (p50 %s vs %s, "
+                    "p90 %s vs %s; standardised rank score %+.2f after %d canary requests); %s" % (
+                        _secs(histogram_quantile(0.5, self.bounds, self.hist_c)),
+                        _secs(histogram_quantile(0.5, self.bounds, self.hist_b)),
+                        _secs(histogram_quantile(0.9, self.bounds, self.hist_c)),
+                        _secs(histogram_quantile(0.9, self.bounds, self.hist_b)),
+                        st.z_score() or 0.0, st.n_c, self._evidence(st, total)))
         est = st.ratio_estimate()
         if st.name == "errors":
             what = "error rate %.3g%% vs baseline %.3g%%" % (
@@ -515,9 +559,8 @@ class CanaryJudge:
         else:
             what = "%s: share of requests slower than %gs %.3g%% vs baseline %.3g%%" % (
                 st.name, self._boundary_of(st), 100.0 * st.x_c / max(st.n_c, 1), 100.0 * st.x_b / max(st.n_b, 1))
-        return "%s (ratio %s after %d canary requests); e-value %.3g >= %.3g" % (
-            what, "%.3g" % est if est is not None else "n/a", st.n_c,
-            math.exp(min(st.log_e_fail(), 700)), 1.0 / st.alpha)
+        return "%s (ratio %s after %d canary requests); %s" % (
+            what, "%.3g" % est if est is not None else "n/a", st.n_c, self._evidence(st, total))
 
     def _boundary_of(self, st):
         for item in self.latency:
@@ -583,6 +626,13 @@ class CanaryJudge:
             lat.append(entry)
         if self.use_latency:
             res["latency"] = lat
+        if self.shift is not None:
+            res["latency_shift"] = {
+                "canary_requests": self.shift.n_c, "baseline_requests": self.shift.n_b,
+                "score": finite_or_text(self.shift.z_score()),
+                "e_fail": finite_or_text(math.exp(min(self.shift.log_e_fail(), 700))),
+                "fail_threshold": 1.0 / self.shift.alpha, "alpha": self.shift.alpha,
+            }
         res["srm"] = self._srm()
         return res
 
@@ -620,6 +670,7 @@ class CanaryJudge:
             "use_latency": self.use_latency,
             "errors": self.errors.to_state() if self.errors is not None else None,
             "latency": lat, "resets": self.resets,
+            "shift": self.shift.to_state() if self.shift is not None else None,
             "final": list(self.final) if self.final else None,
             "n_c": self.n_c, "n_b": self.n_b,
             "hist_c": self.hist_c, "hist_b": self.hist_b,
@@ -632,6 +683,9 @@ class CanaryJudge:
         if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
             raise JudgeError("state: not a canary judge state of version %d" % STATE_VERSION)
         opts = dict(state["options"])
+        if "latency_shift_weight" not in opts:
+            # a state written before the shift test: its alpha was split without it
+            opts["latency_shift_weight"] = 0.0 if state.get("errors") is not None else cls.DEFAULTS["latency_shift_weight"]
         alpha = opts.pop("alpha")
         share = opts.pop("canary_share")
         j = cls(alpha=alpha, canary_share=share, **opts)
@@ -647,6 +701,8 @@ class CanaryJudge:
             item = {k: e.get(k) for k in ("q", "alpha", "boundary", "margin", "shared_with", "boundary_index")}
             item["stream"] = EventStream.from_state(e["stream"]) if e.get("stream") else None
             j.latency.append(item)
+        # states written before the shift test existed keep their alpha split: no shift test
+        j.shift = ShiftStream.from_state(state["shift"]) if state.get("shift") else None
         j.resets = state["resets"]
         j.final = tuple(state["final"]) if state["final"] else None
         j.n_c, j.n_b = state["n_c"], state["n_b"]
@@ -668,6 +724,15 @@ class CanaryJudge:
         if isinstance(v, (list, tuple)):
             return [float(x) for x in v]
         return v
+
+
+def _per_bucket(cum):
+    """Per-bucket counts from cumulative ones."""
+    return [cum[0]] + [b - a for a, b in zip(cum, cum[1:])]
+
+
+def _secs(v):
+    return "-" if v is None else "%.3gs" % v
 
 
 def _enc_b(b):

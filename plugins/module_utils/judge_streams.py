@@ -7,7 +7,8 @@ An :class:`EventStream` is one monitored quantity of ``canary_judge.CanaryJudge`
 slower than a latency boundary - and keeps, batch after batch, the log *fail* e-values (a mixture over the
 rate ratios of ``FAIL_GRID``, each batch's e-value bounded with :func:`_log_mgf_bound`), the log *pass*
 likelihood ratios (non-inferiority against the margin, ``PASS_GRID``), the absolute-ceiling test of errors
-and the totals; ``to_state`` / ``from_state`` keep it across looks. The method and its references are in the
+and the totals; ``to_state`` / ``from_state`` keep it across looks. A :class:`ShiftStream` is the latency shift
+test over the whole histogram (a stratified rank test, fail side only). The method and its references are in the
 docstring of ``canary_judge`` and in docs/canary_judge.md.
 """
 
@@ -26,7 +27,18 @@ FAIL_GRID = (
 )
 # Alternatives for the pass (non-inferiority) test, as multiples of 1 (the
 # canary as good as the baseline) - only those below the margin are used.
-PASS_GRID = ((0.5, 0.1), (0.7, 0.15), (0.85, 0.25), (1.0, 0.5))
+# Most of the weight is on 1 (a canary as good as the baseline, the case a
+# promotion is waiting for); much better canaries prove it soon anyway.
+PASS_GRID = ((0.5, 0.05), (0.7, 0.1), (0.85, 0.15), (1.0, 0.7))
+
+
+def log_mix(logs, weights):
+    """log of sum_i weights_i * exp(logs_i), computed without overflow (0 when every log is -inf)."""
+    top = max(logs)
+    if top == -math.inf:
+        return 0.0
+    s = sum(w * math.exp(lv - top) for lv, w in zip(logs, weights))
+    return top + math.log(s) if s > 0 else -math.inf
 
 
 def _log_mgf_bound(lam, x_total, n_c, n_b):
@@ -120,11 +132,7 @@ class EventStream:
     # -- statistics -------------------------------------------------------
     @staticmethod
     def _mix(logs, weights):
-        top = max(logs)
-        if top == -math.inf:
-            return 0.0
-        s = sum(w * math.exp(lv - top) for lv, w in zip(logs, weights))
-        return top + math.log(s) if s > 0 else -math.inf
+        return log_mix(logs, weights)
 
     def log_e_fail(self):
         v = self._cache.get("fail")
@@ -225,6 +233,196 @@ class EventStream:
         s.pass_log = [float(v) for v in st["pass_log"]]
         s.abs_log = [_dec(v) for v in st.get("abs_log", [])]
         for k in ("x_c", "x_b", "n_c", "n_b"):
+            setattr(s, k, float(st[k]))
+        return s
+
+
+# Alternatives of the latency shift test: the lambdas (per unit of normal score) mixed over, with prior weights.
+# For a +20 % shift of a log-normal latency with sigma 0.5 (the benchmark's) the best lambda is about 0.35 at an
+# equal split; larger shifts and smaller canary shares want more.
+SHIFT_GRID = ((0.1, 0.15), (0.2, 0.2), (0.35, 0.25), (0.6, 0.2), (1.0, 0.12), (2.0, 0.08))
+
+# Half the weight goes to a plug-in e-process whose lambda is learnt from the batches before (predictable, so
+# still an e-process: the "predictable plug-in" of Waudby-Smith & Ramdas 2023), started at SHIFT_PRIOR.
+SHIFT_PLUGIN_WEIGHT = 0.5
+SHIFT_PRIOR = (0.3, 50.0)
+
+
+def grouped_normal_scores(pooled):
+    """Expected standard-normal score of a request in each bucket of the pooled histogram ``pooled`` (counts per
+    bucket, not cumulative): E[Z | F(k-1) < Phi(Z) <= F(k)], F the pooled empirical distribution function.
+
+    The ordinal-probit (van der Waerden-type) scores: for a shift of the log latency they are the locally most
+    powerful rank scores of grouped normal data; they only depend on the pooled counts, so the canary / baseline
+    labels of a batch stay exchangeable given them under H0.
+    """
+    total = float(sum(pooled))
+    out = []
+    acc = 0.0
+    dens_lo = 0.0
+    for c in pooled:
+        if c <= 0 or total <= 0:
+            out.append(0.0)
+            continue
+        hi = acc + c
+        f_hi = hi / total
+        dens_hi = 0.0 if f_hi >= 1.0 else _phi(_norm_ppf(f_hi))
+        out.append((dens_lo - dens_hi) / (c / total))
+        acc = hi
+        dens_lo = dens_hi
+    return out
+
+
+def _phi(z):
+    return math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+
+
+def _norm_ppf(p):
+    """Inverse of the standard normal distribution function (Acklam's rational approximation, refined once)."""
+    if p <= 0.0:
+        return -math.inf
+    if p >= 1.0:
+        return math.inf
+    a = (-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
+         1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00)
+    b = (-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+         6.680131188771972e+01, -1.328068155288572e+01)
+    c = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
+         -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00)
+    d = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00)
+    if p < 0.02425:
+        q = math.sqrt(-2.0 * math.log(p))
+        x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / \
+            ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0)
+    elif p > 1.0 - 0.02425:
+        q = math.sqrt(-2.0 * math.log1p(-p))
+        x = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / \
+            ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0)
+    else:
+        q = p - 0.5
+        r = q * q
+        x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / \
+            (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0)
+    # one Newton step on Phi(x) = p
+    err = 0.5 * math.erfc(-x / math.sqrt(2.0)) - p
+    return x - err * math.sqrt(2.0 * math.pi) * math.exp(0.5 * x * x)
+
+
+class ShiftStream:
+    """The latency *shift* test: a stratified rank test of "the canary is slower" over the whole histogram.
+
+    Every batch (the requests between two looks) is a stratum.  Each request gets the grouped normal score s_k
+    of its bucket k (:func:`grouped_normal_scores`), computed from the pooled canary + baseline histogram of
+    all batches so far, this one included - a function of the pooled counts only, so under H0 (the canary as
+    fast as the baseline) the canary's requests of the batch are a uniformly random subset of its pooled
+    requests, and the canary counts X_k of the buckets are multivariate hypergeometric.  Taken bucket after
+    bucket, X_k given X_1 .. X_(k-1) is hypergeometric (the m_k requests of bucket k take their labels from the
+    n_c - sum X_j canary and n_b - sum (m_j - X_j) baseline labels left), so for every lambda >= 0, with c_k =
+    s_k minus the mean score of the batch's pooled requests in the buckets after k (the steps are then the
+    increments of the Doob martingale of the canary's score sum, and add up to the rank statistic itself),
+
+        e = prod_k exp(lambda c_k X_k) / B_k(lambda c_k)
+
+    with B_k the errors' bound on that hypergeometric's moment generating function (``_log_mgf_bound``: the
+    smallest of Hoeffding's two with-replacement bounds and Serfling's two, which keep the finite-population
+    correction) has expectation <= 1 given the past and the pooled batch; the product over batches is a test
+    supermartingale, mixed over ``SHIFT_GRID`` and a plug-in lambda (``SHIFT_PLUGIN_WEIGHT``).  It fails only (a rank test proves no non-inferiority margin
+    on a quantile: the pass side stays with the quantile streams).  Unlike the quantile streams it needs no
+    warm-up and uses every bucket, so a shift of the whole distribution is caught with fewer requests.
+    """
+
+    name = "latency_shift"
+
+    def __init__(self, alpha):
+        self.alpha = alpha
+        self.log_e = [0.0] * (len(SHIFT_GRID) + 1)    # the grid's, then the plug-in's
+        self.pooled = None          # pooled per-bucket counts (not cumulative) of every batch so far
+        self.n_c = 0.0
+        self.n_b = 0.0
+        self.score_c = 0.0          # sum of the canary's scores minus their expectation under H0 (each batch's)
+        self.var_sum = 0.0          # and the sum of its variances (the reported standardised statistic)
+        self._cache = None
+
+    def update(self, d_c, d_b):
+        """One batch: ``d_c`` / ``d_b`` the canary's / baseline's requests per bucket (not cumulative)."""
+        self._cache = None
+        n_c = float(sum(d_c))
+        n_b = float(sum(d_b))
+        self.n_c += n_c
+        self.n_b += n_b
+        pool = [a + b for a, b in zip(d_c, d_b)]
+        self.pooled = [a + b for a, b in zip(self.pooled, pool)] if self.pooled is not None else list(pool)
+        if n_c <= 0 or n_b <= 0:
+            return
+        scores = grouped_normal_scores(self.pooled)
+        plugin = self.plugin_lambda()     # from the batches before this one (predictable)
+        n = n_c + n_b
+        s_all = sum(s * c for s, c in zip(scores, pool))
+        mean = s_all / n
+        var = sum(c * (s - mean) ** 2 for s, c in zip(scores, pool)) / n
+        if var <= 1e-12:
+            return
+        d_score = sum(s * c for s, c in zip(scores, d_c)) - n_c * mean
+        d_var = n_c * n_b / (n - 1.0) * var
+        self.score_c += d_score
+        self.var_sum += d_var
+        # bucket after bucket: given the canary counts of the buckets before, the canary count of bucket k is
+        # hypergeometric (its m_k requests take their labels from the labels left), bounded as the errors are
+        # (tilted by s_k minus the mean score of the requests left after bucket k: the increments of the Doob
+        # martingale of the canary's score sum, so that the steps add up to the rank statistic itself)
+        rem_c, rem_b = n_c, n_b
+        rest_n, rest_s = n, s_all
+        steps = []
+        for sk, xk, mk in zip(scores, d_c, pool):
+            if mk <= 0:
+                continue
+            rest_n -= mk
+            rest_s -= sk * mk
+            if rest_n <= 0:
+                break
+            ck = sk - rest_s / rest_n
+            if rem_c > 0 and rem_b > 0 and ck != 0.0:
+                steps.append((ck, xk, mk, rem_c, rem_b))
+            rem_c -= xk
+            rem_b -= mk - xk
+        lams = [lam for lam, dummy in SHIFT_GRID]
+        lams.append(plugin)
+        for i, lam in enumerate(lams):
+            acc = 0.0
+            for ck, xk, mk, r_c, r_b in steps:
+                ls = lam * ck
+                acc += ls * xk - _log_mgf_bound(ls, mk, r_c, r_b)
+            self.log_e[i] += acc
+
+    def plugin_lambda(self):
+        """The lambda of the plug-in e-process for the next batch: the batches so far estimate the best tilt
+        (their centred score sum over its variance), shrunk towards SHIFT_PRIOR[0] with the weight of
+        SHIFT_PRIOR[1] units of score variance (about 2.5 SHIFT_PRIOR[1] canary requests at an equal split)."""
+        lam0, v0 = SHIFT_PRIOR
+        return min(max((self.score_c + lam0 * v0) / (self.var_sum + v0), 0.0), SHIFT_GRID[-1][0])
+
+    def log_e_fail(self):
+        if self._cache is None:
+            w = [x * (1.0 - SHIFT_PLUGIN_WEIGHT) for dummy, x in SHIFT_GRID] + [SHIFT_PLUGIN_WEIGHT]
+            self._cache = log_mix(self.log_e, w)
+        return self._cache
+
+    def z_score(self):
+        """The canary's standardised score sum (> 0: slower than the baseline); None before any evidence."""
+        if self.var_sum <= 0:
+            return None
+        return self.score_c / math.sqrt(self.var_sum)
+
+    def to_state(self):
+        return {"alpha": self.alpha, "log_e": list(self.log_e), "pooled": self.pooled,
+                "n_c": self.n_c, "n_b": self.n_b, "score_c": self.score_c, "var_sum": self.var_sum}
+
+    @classmethod
+    def from_state(cls, st):
+        s = cls(st["alpha"])
+        s.log_e = [float(v) for v in st["log_e"]]
+        s.pooled = [float(v) for v in st["pooled"]] if st.get("pooled") is not None else None
+        for k in ("n_c", "n_b", "score_c", "var_sum"):
             setattr(s, k, float(st[k]))
         return s
 

@@ -17,7 +17,8 @@ description:
     latency histogram buckets) and answers C(continue), C(fail), C(pass) or C(inconclusive).
   - Uses anytime-valid sequential tests (e-processes, Lindon & Malek's Poisson-process reduction for counts),
     so the probability of ever answering C(fail) for a canary as good as its baseline stays below O(alpha)
-    however often it looks, across errors and every latency quantile together.
+    however often it looks, across errors, the latency shift test over the whole histogram and every latency
+    quantile together (the fail verdict adds up their alpha-weighted e-values).
   - Says C(pass) only once non-inferiority is proven (error-rate ratio below O(error_margin) or error rate below
     O(error_abs_margin), latency quantiles within O(latency_margin)); C(inconclusive) once O(max_requests) or
     O(max_seconds) is reached without proof. It never passes for lack of data.
@@ -85,7 +86,9 @@ options:
     type: float
     default: 0.05
   error_weight:
-    description: Share of O(alpha) spent on the error test; the rest is split equally across latency quantiles.
+    description:
+      - Share of O(alpha) spent on the error test; the rest goes to latency (80% of it to the shift test over the
+        whole histogram, the rest split equally across the latency quantiles).
     type: float
     default: 0.5
   min_requests:
@@ -260,6 +263,9 @@ result:
       C(fail_threshold), the non-inferiority e-value C(e_pass) against C(pass_threshold) and the C(margin).
     - C(latency) entries also give the bucket C(boundary_seconds) tested and the interpolated
       C(baseline_quantile_seconds)/C(canary_quantile_seconds).
+    - With latency buckets, C(latency_shift) - the shift test over the whole histogram (fail side only) - gives its
+      C(e_fail) against C(fail_threshold), its C(alpha), the canary's standardised rank C(score) (above 0 - slower
+      than the baseline) and the requests per arm.
     - C(requests) (per arm), C(looks), C(elapsed_seconds) (of the current step), C(resets), C(srm) (sample-ratio
       mismatch check of the current step's split).
     - With O(step), C(step) - its C(name), C(first_look), its own C(requests) and C(carried) (the canary and

@@ -16,6 +16,7 @@ import pytest
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.canary_judge import (
     CanaryJudge, CounterResetError, JudgeError, histogram_quantile)
+from ansible_collections.stagegate.rollout.plugins.module_utils.judge_streams import ShiftStream, grouped_normal_scores
 from tests.unit.module_run import run_module_main
 
 BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf"))
@@ -127,7 +128,8 @@ def test_doubled_error_rate_detected():
 def test_latency_shift_detected_and_reason_names_it():
     res, t = simulate(7, looks=60, per_look=50, canary={"p": 0.01, "median": 0.15}, baseline={"p": 0.01})
     assert res["verdict"] == "fail"
-    assert "latency_p" in res["reason"]
+    # the shift test over the whole histogram or a quantile's stream
+    assert res["reason"].startswith(("latency_shift", "latency_p"))
 
 
 def test_tail_only_latency_shift_detected():
@@ -245,6 +247,101 @@ def test_state_roundtrip_gives_identical_results():
         assert r1 == r2
 
 
+def test_latency_shift_test_catches_a_whole_distribution_shift_first():
+    """+20 % on every request (median 0.1 -> 0.12 s): the shift test over the whole histogram says fail, and sooner
+    than the quantile streams alone (latency_shift_weight 0)."""
+    looks = {0.8: [], 0.0: []}
+    named = 0
+    for seed in range(12):
+        for w in looks:
+            res, t = simulate(900 + seed, looks=120, per_look=20, canary={"p": 0.01, "median": 0.12},
+                              baseline={"p": 0.01}, latency_shift_weight=w)
+            assert res["verdict"] == "fail"
+            looks[w].append(t)
+            if w:
+                named += res["reason"].startswith("latency_shift")
+                assert res["latency_shift"]["score"] > 0
+    assert named >= 8
+    assert sum(looks[0.8]) < 0.85 * sum(looks[0.0])
+
+
+def test_shift_stream_aa_false_fail_rate_bounded():
+    """The shift test alone under H0 (same distribution, random split per batch), alpha = 0.1, 300 streams x 60
+    batches of ~10 requests per arm, looked at after every batch: at most alpha of them ever cross 1 / alpha."""
+    rng = random.Random(77)
+    probs = [0.05, 0.2, 0.25, 0.3, 0.15, 0.05]
+    crossed = 0
+    for dummy in range(300):
+        st = ShiftStream(0.1)
+        for dummy2 in range(60):
+            d_c, d_b = [0] * len(probs), [0] * len(probs)
+            for dummy3 in range(20):
+                k = bisect.bisect_left(list(_cumsum(probs)), rng.random())
+                (d_c if rng.random() < 0.5 else d_b)[min(k, len(probs) - 1)] += 1
+            st.update(d_c, d_b)
+            if st.log_e_fail() >= math.log(1 / 0.1):
+                crossed += 1
+                break
+    # expected <= 30 (alpha); a margin for the simulation's noise (sd ~5)
+    assert crossed <= 36
+
+
+def _cumsum(xs):
+    acc = 0.0
+    for x in xs:
+        acc += x
+        yield acc
+
+
+def test_grouped_normal_scores_are_centred_and_increasing():
+    pooled = [3, 0, 10, 40, 30, 12, 4, 1]
+    scores = grouped_normal_scores(pooled)
+    assert abs(sum(s * c for s, c in zip(scores, pooled))) < 1e-9
+    filled = [s for s, c in zip(scores, pooled) if c]
+    assert filled == sorted(filled)
+    assert grouped_normal_scores([0, 7, 0]) == [0.0, 0.0, 0.0]
+
+
+def test_fail_adds_up_the_streams_alpha_weighted_evidence(monkeypatch):
+    """Neither errors nor the shift test alone crossed its 1 / alpha_i, but alpha_e E_e + alpha_s E_s >= 1: fail
+    (the sum is a supermartingale starting at alpha under H0); just below 1 it is not."""
+    counts = {"requests": 10, "errors": 0, "latency_buckets": {0.1: 5, 0.25: 9, "+Inf": 10}}
+    for part, verdict in ((0.55, "fail"), (0.45, "continue")):
+        judge = CanaryJudge(alpha=0.01, canary_share=0.5)
+        judge.observe(baseline=counts, canary=counts, now=0)
+        for st in (judge.errors, judge.shift):
+            value = math.log(part / st.alpha)
+            assert value < math.log(1 / st.alpha)
+            monkeypatch.setattr(st, "log_e_fail", lambda value=value: value)
+        res = judge.observe(baseline=counts, canary=counts, now=1)    # no new requests: the same evidence
+        assert res["verdict"] == verdict
+        if verdict == "fail":
+            assert "e-value" in res["reason"]
+
+
+def test_a_state_written_before_the_shift_test_resumes_without_it():
+    rng = random.Random(5)
+    c, b = Arm(), Arm()
+    judge = CanaryJudge(alpha=0.01, canary_share=0.5)
+    c.add(rng, 200, 0.01)
+    b.add(rng, 200, 0.01)
+    judge.observe(baseline=b.counts(), canary=c.counts(), now=1)
+    old = json.loads(json.dumps(judge.to_state()))
+    del old["shift"]
+    del old["options"]["latency_shift_weight"]
+    for item in old["latency"]:       # the old split: all of the latency alpha on the quantiles
+        if item["stream"]:
+            item["stream"]["alpha"] = 0.005 / 3 * (2 if item["q"] == 0.9 else 1)
+    resumed = CanaryJudge.from_state(old)
+    assert resumed.shift is None and resumed.options["latency_shift_weight"] == 0.0
+    c.add(rng, 200, 0.01)
+    b.add(rng, 200, 0.01)
+    res = resumed.observe(baseline=b.counts(), canary=c.counts(), now=2)
+    assert res["verdict"] == "continue" and "latency_shift" not in res
+    fresh = CanaryJudge(alpha=0.01, canary_share=0.5)
+    assert fresh.observe(baseline=b.counts(), canary=c.counts(), now=2)["latency_shift"]["alpha"] == pytest.approx(0.004)
+
+
 def minus(counts, origin):
     out = {"requests": counts["requests"] - origin["requests"], "errors": counts["errors"] - origin["errors"]}
     if "latency_buckets" in counts:
@@ -294,7 +391,8 @@ def test_steps_carry_the_evidence_and_end_early_after_their_minimum():
     steps = [(0.1, 30), (0.25, 30), (0.5, 30)]
     passed, looks = {True: 0, False: 0}, {True: 0, False: 0}
     after_pass = []
-    for seed in range(20):
+    # 24 seeds (20 before the pass mixture moved weight to r = 1: 9 steps after a pass then, 13 now)
+    for seed in range(24):
         for carry in (True, False):
             out = run_steps(seed, steps, 0.01, per_look=400, carry=carry, **opts)
             passed[carry] += out[-1][0] == "pass"
@@ -399,7 +497,8 @@ def test_unknown_option():
 
 
 @pytest.mark.parametrize("opt,val", [("error_margin", 1.0), ("latency_quantiles", [0.5, 1.2]),
-                                     ("latency_margin", 0), ("on_reset", "ignore"), ("max_requests", -5)])
+                                     ("latency_margin", 0), ("on_reset", "ignore"), ("max_requests", -5),
+                                     ("latency_shift_weight", 1.0), ("latency_shift_weight", -0.1)])
 def test_bad_options_named(opt, val):
     with pytest.raises(JudgeError, match=opt):
         CanaryJudge(**{opt: val})
