@@ -5,30 +5,34 @@
 callback's output read back.
 
 ``ansible_env(workdir)`` is ansible's environment: no ``ANSIBLE_*`` variable from outside (a developer's shell
-or CI changes nothing), the collection from ``.collections`` (or ``collections``), this venv's Python and tools,
+or CI changes nothing; nor ``CONTROLLER_*``/``TOWER_*``, which would point awx.awx at a real AWX), the collection from ``.collections`` (or ``collections``), this venv's Python and tools,
 Ansible's temp dirs and home under ``workdir``; more variables as keywords (``None`` takes one out).
 ``run_playbook(playbook, workdir, ...)`` runs one playbook (a path or an FQCN) with it and returns a
 :class:`PlaybookRun`: ``rc``, ``stdout``, ``stderr``, and with ``callback="json"`` (the default) the parsed
-results of ``host``.
+results of ``host``. ``run_tasks(tasks, workdir, ...)`` writes ``tasks`` as one play on localhost and runs it.
 
 The SSH-host site (``tests/integration/hosts/site_kit.py``) keeps its own ``ansible_env``: it runs the
 collection built and installed from the tarball, as a user does, not this checkout's ``.collections``.
 """
+import datetime
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 COLLECTIONS = os.path.join(ROOT, ".collections")
 VENV_BIN = os.path.dirname(sys.executable)
 CALLBACKS = {"json": "ansible.posix.json", "default": "ansible.builtin.default"}
+OUTSIDE = ("ANSIBLE_", "CONTROLLER_", "TOWER_")  # never taken from the caller's environment
 
 
 def ansible_env(workdir, collections=COLLECTIONS, **extra):
     """The environment of an ansible-playbook (and of tools it runs) for a test working in ``workdir``."""
     workdir = str(workdir)
-    env = dict((k, v) for k, v in os.environ.items() if not k.startswith("ANSIBLE_"))
+    env = dict((k, v) for k, v in os.environ.items() if not k.startswith(OUTSIDE))
     env.update(
         PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
         PYTHONDONTWRITEBYTECODE="1",
@@ -79,35 +83,60 @@ def run_playbook(playbook, workdir, inventory="localhost,", connection=None, ext
     if verbosity:
         argv.append("-" + "v" * verbosity)
     argv.extend(extra_args)
+    started = time.monotonic()
     proc = subprocess.run(argv, capture_output=True, text=True, env=run_env, cwd=str(cwd or workdir),
                           timeout=timeout, check=False)
-    return PlaybookRun(proc, host, parse=run_env.get("ANSIBLE_STDOUT_CALLBACK") == CALLBACKS["json"])
+    return PlaybookRun(proc, host, parse=run_env.get("ANSIBLE_STDOUT_CALLBACK") == CALLBACKS["json"],
+                       elapsed=time.monotonic() - started)
+
+
+def run_tasks(tasks, workdir, play=None, **kwargs):
+    """Run ``tasks`` as one play on localhost (no facts; ``play``: more keys of the play, e.g. ``vars``) over the
+    local connection -> :class:`PlaybookRun`; ``kwargs`` as :func:`run_playbook`'s. The play is written to a new
+    ``play-N.yml`` in ``workdir`` (JSON is YAML)."""
+    doc = [dict({"name": "test play", "hosts": "localhost", "gather_facts": False, "tasks": tasks}, **(play or {}))]
+    number = 1
+    while os.path.exists(os.path.join(str(workdir), "play-%d.yml" % number)):
+        number += 1
+    path = os.path.join(str(workdir), "play-%d.yml" % number)
+    with open(path, "w") as fh:
+        json.dump(doc, fh, indent=1)
+    kwargs.setdefault("connection", "local")
+    return run_playbook(path, workdir, **kwargs)
 
 
 class PlaybookRun:
-    """One ansible-playbook run: ``rc``, ``stdout``, ``stderr``, ``output`` (both); with the json callback
-    ``data`` (its whole document) and ``results`` (``host``'s result of every task in order, each with
-    ``_task``, the task's name; ``run[i]`` is ``results[i]``)."""
+    """One ansible-playbook run: ``rc``, ``stdout``, ``stderr``, ``output`` (both), ``elapsed`` (wall seconds);
+    with the json callback ``data`` (its whole document) and ``results`` (``host``'s result of every task in
+    order, each with ``_task``, the task's name; ``run[i]`` is ``results[i]``). The document is read from its
+    first line ``{``, so ``-v`` lines before it do no harm."""
 
-    def __init__(self, proc, host="localhost", parse=True):
+    def __init__(self, proc, host="localhost", parse=True, elapsed=None):
         self.rc = proc.returncode
         self.stdout = proc.stdout
         self.stderr = proc.stderr
         self.host = host
+        self.elapsed = elapsed
         self.data = None
         self.results = []
         if parse:
             try:
-                self.data = json.loads(self.stdout[self.stdout.index("{"):])
+                start = re.search(r"^\{$", self.stdout, re.M)
+                self.data = json.loads(self.stdout[start.start() if start else self.stdout.index("{"):])
             except ValueError as exc:  # no "{" at all, or not JSON
                 raise AssertionError("ansible-playbook output is not the json callback's (%s), rc=%s:\n%s\n%s"
                                      % (exc, self.rc, self.stdout[-3000:], self.stderr[-3000:]))
             self.results = [dict(res, _task=name) for name, res in self._tasks()]
 
     def _tasks(self):
+        for name, dummy, res in self._entries():
+            yield name, res
+
+    def _entries(self):
         for play in (self.data or {}).get("plays", []):
             for task in play.get("tasks", []):
-                yield task.get("task", {}).get("name"), task.get("hosts", {}).get(self.host, {})
+                meta = task.get("task", {})
+                yield meta.get("name"), meta, task.get("hosts", {}).get(self.host, {})
 
     @property
     def output(self):
@@ -125,6 +154,14 @@ class PlaybookRun:
         if found is None:
             raise KeyError("task %r not in the run on %s" % (name, self.host))
         return found
+
+    def ended(self, name):
+        """When the task named ``name`` ended (its last run; the json callback's UTC time), as ``time.time()``."""
+        ends = [meta["duration"]["end"] for task_name, meta, dummy in self._entries() if task_name == name]
+        if not ends:
+            raise KeyError("task %r not in the run" % name)
+        end = datetime.datetime.strptime(ends[-1], "%Y-%m-%dT%H:%M:%S.%fZ")
+        return end.replace(tzinfo=datetime.timezone.utc).timestamp()
 
     @property
     def stats(self):

@@ -2,18 +2,15 @@
 # Copyright: Contributors to the stagegate.rollout project
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Fixtures for the metric gate tests: a real exporter process and a real Prometheus (1 s scrape, loopback)."""
-import json
 import os
-import subprocess
-import sys
-import time
 
 import pytest
 
 from demo.stack.ports import port_open
 from demo.stack.prometheus import Prometheus
 
-from gatekit import COLLECTIONS, HEALTHY, PLAYBOOK_BIN, Exporter, wait_for_data
+from gatekit import HEALTHY, Exporter, wait_for_data
+from tests.integration.playbook_run import run_tasks
 
 
 @pytest.fixture(scope="module")
@@ -38,50 +35,13 @@ def stack(tmp_path_factory):
             assert not port_open(port), "port %d still open" % port
 
 
-class PlaybookRun:
-    def __init__(self, proc, elapsed):
-        self.rc = proc.returncode
-        self.stdout = proc.stdout
-        self.stderr = proc.stderr
-        self.elapsed = elapsed
-        self.doc = None
-        try:
-            self.doc = json.loads(proc.stdout)
-        except ValueError:
-            pass
-
-    def task(self, name):
-        """Result of the task called ``name`` on localhost (json callback)."""
-        assert self.doc is not None, "no JSON output:\n%s\n%s" % (self.stdout[-3000:], self.stderr[-3000:])
-        for play in self.doc["plays"]:
-            for task in play["tasks"]:
-                if task["task"]["name"] == name:
-                    return task["hosts"]["localhost"]
-        return None
-
-    def __repr__(self):
-        return "rc=%s\nstdout:\n%s\nstderr:\n%s" % (self.rc, self.stdout[-4000:], self.stderr[-2000:])
-
-
 @pytest.fixture
 def playbook(tmp_path):
-    """Run a playbook of ``tasks`` on localhost (ansible_connection=local) through ansible-playbook."""
+    """Run a play of ``tasks`` on localhost through ansible-playbook -> PlaybookRun (tests/integration/playbook_run.py);
+    ``verbose``: at -vvv with the default callback (text only, nothing parsed)."""
 
-    def run(tasks, extra_args=(), json_output=True, timeout=180):
-        play = [{"name": "metric gates", "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
-        path = tmp_path / ("play-%d.yml" % int(time.monotonic() * 1000))
-        path.write_text(json.dumps(play, indent=1))
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_NOCOWS="1", ANSIBLE_FORCE_COLOR="0",
-                   ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
-                   ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"),
-                   ANSIBLE_HOME=str(tmp_path / "ansible-home"), ANSIBLE_RETRY_FILES_ENABLED="0",
-                   PYTHONDONTWRITEBYTECODE="1")
-        if json_output:
-            env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.json"
-        cmd = [PLAYBOOK_BIN, "-i", "localhost,", "-e", "ansible_connection=local", str(path)] + list(extra_args)
-        t0 = time.monotonic()
-        proc = subprocess.run(cmd, env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=timeout,
-                              check=False)
-        return PlaybookRun(proc, time.monotonic() - t0)
+    def run(tasks, check=False, verbose=False, timeout=180):
+        return run_tasks(tasks, tmp_path, check=check, verbosity=3 if verbose else 0,
+                         callback="default" if verbose else "json", timeout=timeout)
 
     return run

@@ -14,9 +14,6 @@ from demo.stack.ports import free_port
 from demo.stack.process import ManagedProcess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
-COLLECTIONS = os.path.join(ROOT, ".collections")
-PLAYBOOK_BIN = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 
 HEALTHY = {"rps": 200, "error_rate": 0.0, "latency_ms": 100, "tail": 0.0}
 

@@ -4,7 +4,6 @@
 """The evaluation deadline and the secrets of provider URLs, through ansible-playbook against the real Prometheus
 of the conftest (its own stack: this module SIGSTOPs it)."""
 import base64
-import datetime
 import re
 import threading
 import time
@@ -27,16 +26,6 @@ def api_queries(prom_url):
     with urllib.request.urlopen(prom_url + "/metrics", timeout=2) as r:
         text = r.read().decode()
     return sum(float(v) for v in API_QUERIES.findall(text))
-
-
-def task_end(run, name):
-    """Wall-clock end of a task (json callback: ISO time in UTC), as time.time()."""
-    for play in run.doc["plays"]:
-        for task in play["tasks"]:
-            if task["task"]["name"] == name:
-                end = datetime.datetime.strptime(task["task"]["duration"]["end"], "%Y-%m-%dT%H:%M:%S.%fZ")
-                return end.replace(tzinfo=datetime.timezone.utc).timestamp()
-    raise AssertionError("no task %s" % name)
 
 
 def test_sigstopped_prometheus_fails_the_gate_within_its_timeout(stack, playbook):
@@ -74,7 +63,7 @@ def test_sigstopped_prometheus_fails_the_gate_within_its_timeout(stack, playbook
     assert "at" in stopped, run
     res = run.task("gate")
     assert res["failed"] and res["verdict"] == "fail", run
-    waited = task_end(run, "gate") - stopped["wall"]            # SIGSTOP -> the task's result
+    waited = run.ended("gate") - stopped["wall"]                # SIGSTOP -> the task's result
     assert waited < budget + 2, (waited, res["msg"])
     assert ended - stopped["at"] < budget + 5                   # and ansible-playbook is done soon after
     assert res["evaluations"] >= 2 and res["stopped_early"]
@@ -108,8 +97,8 @@ def test_url_userinfo_never_in_verbose_output(stack, playbook):
                                                                                     % password)}]},
             "query": "sum(app_requests_total)"}},
         {"name": "judge", "stagegate.rollout.canary_judge": {"provider": {"url": prom_url}, "queries": queries}},
-    ], extra_args=["-vvv"], json_output=False)
-    out = run.stdout + run.stderr
+    ], verbose=True)
+    out = run.output
     # the runs really happened: the gate judged, failed on the unreachable check only, the others succeeded
     assert "error_rate" in out and "unreachable after 1 attempt(s)" in out and "Connection refused" in out, run
     assert "origin of the analysis recorded" in out, run

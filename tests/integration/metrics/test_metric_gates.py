@@ -262,8 +262,8 @@ def test_secrets_never_in_verbose_output(stack, playbook):
                         "provider": prom_provider(stack, token=token),
                         "queries": {arm: {"requests": 'sum(app_requests_total{version="%s"})' % v}
                                     for arm, v in (("baseline", "v1"), ("canary", "v2"))}}}],
-                   extra_args=["-vvv"], json_output=False)
-    out = run.stdout + run.stderr
+                   verbose=True)
+    out = run.output
     assert "metric gate failed" in out and "parse error" in out, run      # the run really happened
     assert token not in out and password not in out
     assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in out or "********" in out
@@ -297,7 +297,7 @@ def test_repeated_evaluation_limits(stack, playbook):
 
 def test_check_mode_evaluates(stack, playbook):
     checks = [{"name": "error_rate", "query": ERROR_RATE, "lt": 0.05}]
-    run = playbook([gate_task("gate", prom_provider(stack), checks)], extra_args=["--check"])
+    run = playbook([gate_task("gate", prom_provider(stack), checks)], check=True)
     res = run.task("gate")
     assert run.rc == 0 and res["verdict"] == "pass" and res["changed"] is False
     assert res["checks"][0]["observed"] == pytest.approx(0.01, abs=0.004)
