@@ -2,9 +2,7 @@
 import functools
 import http.server
 import json
-import os
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -13,46 +11,30 @@ import pytest
 
 from demo.stack.prometheus import Prometheus
 from tests.integration.http_standin import HttpStandIn
+from tests.integration.playbook_run import run_tasks
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-
-PLAY = """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: Record a rollback
-      stagegate.rollout.rollout_metrics:
-        path: "{{ metrics_path }}"
-        metrics:
-          - name: stagegate_rollout_rollbacks_total
-            labels: {release: v3, phase: canary, reason: gate}
-            inc: 1
-          - name: stagegate_rollout_canary_weight_percent
-            labels: {service: org-brain}
-            set: "{{ weight }}"
-      register: out
-    - name: Show
-      ansible.builtin.debug:
-        var: out
-"""
+RECORD = "Record a rollback"
 
 
-def play(tmp_path, path, weight, *extra):
-    pb = tmp_path / "play.yml"
-    pb.write_text(PLAY)
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"), ANSIBLE_STDOUT_CALLBACK="json",
-               ANSIBLE_NOCOLOR="1")
-    res = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
-                          "-e", "ansible_connection=local", "-e", "ansible_python_interpreter=%s" % sys.executable,
-                          "-e", "metrics_path=%s" % path, "-e", "weight=%s" % weight, str(pb)] + list(extra),
-                         capture_output=True, text=True, timeout=120, check=False, env=env)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
-    return json.loads(res.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+def record(weight_update):
+    """The task under test: a rollback counted, the canary weight updated with ``weight_update``."""
+    return [{"name": RECORD, "stagegate.rollout.rollout_metrics": {"path": "{{ metrics_path }}", "metrics": [
+        {"name": "stagegate_rollout_rollbacks_total", "labels": {"release": "v3", "phase": "canary", "reason": "gate"},
+         "inc": 1},
+        dict({"name": "stagegate_rollout_canary_weight_percent", "labels": {"service": "org-brain"}}, **weight_update),
+    ]}}]
+
+
+def play(tmp_path, path, weight, check=False, diff=False):
+    """rollout_metrics through ansible-playbook (tests/integration/playbook_run.py) -> its result."""
+    run = run_tasks(record({"set": "{{ weight }}"}), tmp_path, extra_vars={"metrics_path": str(path), "weight": weight},
+                    check=check, diff=diff, timeout=120)
+    return run.ok(0)
 
 
 def test_check_mode_then_change_then_increment(tmp_path):
     path = tmp_path / "stagegate_rollout.prom"
-    r = play(tmp_path, path, 0, "--check", "--diff")
+    r = play(tmp_path, path, 0, check=True, diff=True)
     assert r["changed"] and not path.exists()
     assert "stagegate_rollout_rollbacks_total" in r["diff"]["after"]
     r = play(tmp_path, path, 0)
@@ -67,16 +49,11 @@ def test_check_mode_then_change_then_increment(tmp_path):
 
 def test_bad_update_is_refused_naming_the_field(tmp_path):
     path = tmp_path / "m.prom"
-    pb = tmp_path / "bad.yml"
-    bad = PLAY.replace("set: \"{{ weight }}\"", "inc: -1")
-    pb.write_text(bad.replace("stagegate_rollout_canary_weight_percent", "stagegate_rollout_rollbacks_total"))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"))
-    res = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
-                          "-e", "ansible_connection=local", "-e", "ansible_python_interpreter=%s" % sys.executable,
-                          "-e", "metrics_path=%s" % path, str(pb)], capture_output=True, text=True, timeout=120,
-                         check=False, env=env)
-    assert res.returncode != 0
-    assert "metrics[1]" in res.stdout and "counter" in res.stdout
+    # the weight metric given as a second update of the counter, by -1
+    run = run_tasks(record({"name": "stagegate_rollout_rollbacks_total", "inc": -1}), tmp_path,
+                    extra_vars={"metrics_path": str(path)}, timeout=120)
+    assert run.rc != 0, run
+    assert "metrics[1]" in run.task(RECORD)["msg"] and "counter" in run.task(RECORD)["msg"], run
     assert not path.exists()
 
 
