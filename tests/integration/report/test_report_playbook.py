@@ -5,9 +5,7 @@
 by a real Prometheus, the report playbook run by FQCN with an inventory's rollout_target, the HTML rendered in
 headless Chromium. Also: an unreachable Prometheus (the report still renders, with a note), check mode and
 idempotence."""
-import json
 import os
-import subprocess
 import sys
 
 import pytest
@@ -16,11 +14,10 @@ import yaml
 from demo.stack.ports import free_port, port_open
 from demo.stack.prometheus import Prometheus
 from tests.integration.metrics.gatekit import HEALTHY, Exporter, wait_for_data
+from tests.integration.playbook_run import ansible_env, run_playbook
 from tests.integration.report.reportkit import CHROMIUM, check_rendered_report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
-BIN = os.path.dirname(sys.executable)
 TOKEN = "tok-REPORT-secret-7319"
 RELEASE = "v2"
 
@@ -46,28 +43,10 @@ def stack(tmp_path_factory):
             assert not port_open(port), "port %d still open" % port
 
 
-def env_for(tmp_path):
-    return dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"), ANSIBLE_NOCOLOR="1",
-                ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_DEPRECATION_WARNINGS="0",
-                ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"),
-                ANSIBLE_HOME=str(tmp_path / "ansible-home"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-                PYTHONDONTWRITEBYTECODE="1")
-
-
-def run(tmp_path, argv, timeout=300):
-    proc = subprocess.run([os.path.join(BIN, "ansible-playbook")] + argv, cwd=str(tmp_path), env=env_for(tmp_path),
-                          capture_output=True, text=True, timeout=timeout, check=False)
-    start = proc.stdout.find("{")
-    doc = json.loads(proc.stdout[start:]) if start >= 0 else None
-    return proc, doc
-
-
-def task(doc, name):
-    for play in doc["plays"]:
-        for t in play["tasks"]:
-            if t["task"]["name"] == name:
-                return t["hosts"]["localhost"]
-    raise KeyError(name)
+def run(tmp_path, playbook, inventory="localhost,", **kwargs):
+    """ansible-playbook through tests/integration/playbook_run.py -> PlaybookRun."""
+    env = ansible_env(tmp_path, ANSIBLE_DEPRECATION_WARNINGS="0")
+    return run_playbook(playbook, tmp_path, inventory=inventory, env=env, **kwargs)
 
 
 def inventory(tmp_path, prom_url):
@@ -93,36 +72,36 @@ def inventory(tmp_path, prom_url):
 def write_ledger(tmp_path, pause=3):
     (tmp_path / "state").mkdir(exist_ok=True)
     ledger = str(tmp_path / "state" / "ledger.jsonl")
-    proc, doc = run(tmp_path, ["-i", "localhost,", "-c", "local", os.path.join(HERE, "playbooks", "ledger_story.yml"),
-                               "-e", json.dumps({"ledger": ledger, "release": RELEASE, "pause_seconds": pause,
-                                                 "ansible_python_interpreter": sys.executable})])
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    story = run(tmp_path, os.path.join(HERE, "playbooks", "ledger_story.yml"), connection="local",
+                extra_vars={"ledger": ledger, "release": RELEASE, "pause_seconds": pause})
+    assert story.rc == 0, story
     return ledger
 
 
-def report(tmp_path, inv, *extra):
-    return run(tmp_path, ["-i", inv, "stagegate.rollout.report", "-e", "rollout_version=%s" % RELEASE] + list(extra))
+def report(tmp_path, inv, check=False, **extra_vars):
+    return run(tmp_path, "stagegate.rollout.report", inv, check=check,
+               extra_vars=dict({"rollout_version": RELEASE}, **extra_vars))
 
 
 def test_report_with_prometheus_renders_every_section_and_plot(stack, tmp_path):
     write_ledger(tmp_path)
     inv = inventory(tmp_path, stack["prometheus"].url)
 
-    proc, doc = report(tmp_path, inv, "--check")
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    checked = task(doc, "Report | write the report")
+    dry = report(tmp_path, inv, check=True)
+    assert dry.rc == 0, dry
+    checked = dry.task("Report | write the report")
     assert checked["changed"] is True and not os.path.exists(checked["html_path"])
 
-    proc, doc = report(tmp_path, inv)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    res = task(doc, "Report | write the report")
+    done = report(tmp_path, inv)
+    assert done.rc == 0, done
+    res = done.task("Report | write the report")
     assert res["changed"] is True
     assert res["html_path"] == str(tmp_path / "state" / "reports" / RELEASE / "report.html")
     assert res["metrics_available"] is True and res["ledger_valid"] is True, res
     assert res["summary"]["outcome"] == "rolled back (canary)" and res["summary"]["phases_passed"] == ["staging"]
     assert res["summary"]["rollbacks"] == 1 and res["summary"]["judge_steps"] == 2
-    assert res["html_path"] in task(doc, "Report | where it is")["msg"]
-    assert TOKEN not in proc.stdout + proc.stderr
+    assert res["html_path"] in done.task("Report | where it is")["msg"]
+    assert TOKEN not in done.output
 
     found = check_rendered_report(
         res["html_path"], tmp_path, plots=("error-rate", "p99-latency-ms", "judge", "timeline-staging",
@@ -140,36 +119,35 @@ def test_report_with_prometheus_renders_every_section_and_plot(stack, tmp_path):
     assert [w for dummy, w in model["weights"]] == [0, 10, 25, 0, 0]
 
     first = open(found["model"] and res["json_path"]).read()
-    proc, doc = report(tmp_path, inv)
+    second = report(tmp_path, inv)
     again = open(res["json_path"]).read()
     diff = [(a, b) for a, b in zip(first.splitlines(), again.splitlines()) if a != b][:5]
-    assert proc.returncode == 0 and task(doc, "Report | write the report")["changed"] is False, "not idempotent: %s" % diff
+    assert second.rc == 0 and second.task("Report | write the report")["changed"] is False, "not idempotent: %s" % diff
 
 
 def test_report_without_a_reachable_prometheus_still_renders(tmp_path):
     write_ledger(tmp_path, pause=1)
     inv = inventory(tmp_path, "http://reporter:pw-NOT-SHOWN-55@127.0.0.1:%d" % free_port())
-    proc, doc = report(tmp_path, inv, "-e", "rollout_report_dir=%s" % (tmp_path / "out"))
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    res = task(doc, "Report | write the report")
+    done = report(tmp_path, inv, rollout_report_dir=str(tmp_path / "out"))
+    assert done.rc == 0, done
+    res = done.task("Report | write the report")
     assert res["html_path"] == str(tmp_path / "out" / "report.html")
     assert res["metrics_available"] is False and "unreachable" in " ".join(res["metrics_notes"])
-    assert "no metrics" in task(doc, "Report | where it is")["msg"]
+    assert "no metrics" in done.task("Report | where it is")["msg"]
     for secret in (TOKEN, "pw-NOT-SHOWN-55"):
-        assert secret not in proc.stdout + proc.stderr
+        assert secret not in done.output
     check_rendered_report(res["html_path"], tmp_path, plots=("error-rate", "p99-latency-ms", "judge", "timeline-canary"),
                           secrets=[TOKEN, "pw-NOT-SHOWN-55"], texts=("unreachable", "No metric series"), screenshot=False)
-    proc, doc = report(tmp_path, inv, "-e", "rollout_report_dir=%s" % (tmp_path / "out"))
-    assert task(doc, "Report | write the report")["changed"] is False
+    again = report(tmp_path, inv, rollout_report_dir=str(tmp_path / "out"))
+    assert again.task("Report | write the report")["changed"] is False
 
 
 def test_report_of_an_unknown_release_fails_naming_it(tmp_path):
     write_ledger(tmp_path, pause=0)
     inv = inventory(tmp_path, "http://127.0.0.1:%d" % free_port())
-    proc, doc = run(tmp_path, ["-i", inv, "stagegate.rollout.report", "-e", "rollout_version=v7",
-                               "-e", "rollout_report_metrics=false"])
-    assert proc.returncode != 0
-    res = task(doc, "Report | write the report")
+    refused = report(tmp_path, inv, rollout_version="v7", rollout_report_metrics=False)
+    assert refused.rc != 0
+    res = refused.task("Report | write the report")
     assert "no entries of release 'v7'" in res["msg"] and "v2" in res["msg"]
 
 
