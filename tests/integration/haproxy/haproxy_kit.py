@@ -16,26 +16,21 @@
   sets HAProxy with it on purpose, not with the collection's ``RuntimeClient``:
   these tests check that client (and the module built on it), so what they see
   of HAProxy must not pass through it; the relay forwards lines byte for byte.
-* ``run_module``: runs ``stagegate.rollout.haproxy_traffic`` through
-  ``ansible-playbook`` (ansible_connection=local, collection from .collections)
-  and returns the registered result.
+* ``run_module``: runs ``stagegate.rollout.haproxy_traffic`` (or another module)
+  through ``ansible-playbook`` with ``tests/integration/playbook_run.py`` and
+  returns its result.
 """
 
 import http.client
-import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from demo.stack.haproxy import HAProxy
 from demo.stack.ports import free_port
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-BIN = os.path.dirname(sys.executable)
+from tests.integration.playbook_run import run_tasks
 
 
 # --------------------------------------------------------------------------- backend servers
@@ -350,46 +345,10 @@ class Relay:
 # --------------------------------------------------------------------------- the module through ansible-playbook
 
 def run_module(tmp_dir, args, check=False, diff=False, timeout=120, module="stagegate.rollout.haproxy_traffic"):
-    """Run ``module`` (haproxy_traffic) with ``args`` via ansible-playbook; returns (result dict, wall s)."""
+    """Run ``module`` (haproxy_traffic) with ``args`` via ansible-playbook (tests/integration/playbook_run.py);
+    returns (its result, even a failed one; wall s of the run)."""
     os.makedirs(tmp_dir, exist_ok=True)
-    out_file = os.path.join(tmp_dir, "result-%d.json" % int(time.time() * 1e6))
-    play = [{
-        "name": "haproxy_traffic",
-        "hosts": "all",
-        "gather_facts": False,
-        "tasks": [
-            {"name": "Change traffic", module: args, "register": "r",
-             "ignore_errors": True, "check_mode": bool(check)},
-            {"name": "Save the result", "ansible.builtin.copy": {"content": "{{ r | to_json }}", "dest": out_file},
-             "check_mode": False, "diff": False},
-        ],
-    }]
-    pb = os.path.join(tmp_dir, "play.yml")
-    with open(pb, "w") as fh:
-        json.dump(play, fh)  # JSON is YAML
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_COLLECTIONS_PATH": os.path.join(ROOT, ".collections"),
-        "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "True",
-        "ANSIBLE_LOCALHOST_WARNING": "False",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
-        "ANSIBLE_NOCOWS": "1",
-        "ANSIBLE_FORCE_COLOR": "false",
-        "ANSIBLE_RETRY_FILES_ENABLED": "False",
-        "PATH": BIN + os.pathsep + env.get("PATH", ""),
-    })
-    argv = [os.path.join(BIN, "ansible-playbook") if os.path.exists(os.path.join(BIN, "ansible-playbook"))
-            else "ansible-playbook", "-i", "localhost,", "-e", "ansible_connection=local",
-            "-e", "ansible_python_interpreter=%s" % sys.executable, pb]
-    if diff:
-        argv.append("--diff")
-    t0 = time.perf_counter()
-    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-    wall = time.perf_counter() - t0
-    if not os.path.exists(out_file):
-        raise AssertionError("ansible-playbook did not produce a result (rc %d)\n%s\n%s"
-                             % (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))
-    with open(out_file) as fh:
-        res = json.load(fh)
-    res["_stdout"] = proc.stdout
-    return res, wall
+    run = run_tasks([{"name": "Change traffic", module: args, "ignore_errors": True}], tmp_dir, check=check, diff=diff,
+                    timeout=timeout)
+    assert run.rc == 0 and run.results, "ansible-playbook did not give the module's result\n%r" % run
+    return run.task("Change traffic"), run.elapsed

@@ -7,15 +7,11 @@ tells a user to, against a real HAProxy whose backend has one server per app hos
 A good target gives the app hosts, their servers and per-step weights; bad ones (unknown kind, no app hosts,
 missing or unknown load-balancer host, a canary server that is not in the backend) fail before anything
 changes, naming the field; HAProxy's weights are the same before and after."""
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 import yaml
 
-from tests.integration.haproxy.haproxy_kit import BIN, LB, ROOT, Backends
+from tests.integration.haproxy.haproxy_kit import LB, Backends
+from tests.integration.playbook_run import run_playbook
 
 SERVERS = ["app1_stable", "app1_canary", "app2_stable", "app2_canary"]
 PLAY = """
@@ -44,14 +40,8 @@ PLAY = """
         backend_servers: "{{ lb.before | list }}"
         canary_weights: [10, 50]
         batches: [1, "100%"]
-      register: plan
-
-    - name: Save the plan
-      ansible.builtin.copy:
-        content: "{{ plan | to_json }}"
-        dest: "{{ out }}"
-        mode: "0600"
 """
+PLAN = "Check the servers against the backend and derive the plan"
 
 
 @pytest.fixture(scope="module")
@@ -89,15 +79,9 @@ def run(tmp_path, rollout_target, app_hosts=("app1", "app2")):
     (inv / "hosts.yml").write_text(yaml.safe_dump(hosts))
     (inv / "group_vars" / "all" / "target.yml").write_text(yaml.safe_dump({"rollout_target": rollout_target}))
     (tmp_path / "play.yml").write_text(PLAY)
-    out = tmp_path / "plan.json"
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCALHOST_WARNING="False", PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
-    proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", str(inv), str(tmp_path / "play.yml"),
-                           "-e", "out=%s" % out, "-e", "ansible_python_interpreter=%s" % sys.executable, "-vvv"],
-                          env=env, capture_output=True, text=True, timeout=120, check=False)
-    text = proc.stdout + proc.stderr
-    assert "prom-secret" not in text
-    return proc.returncode, (json.loads(out.read_text()) if out.exists() else None), text
+    run = run_playbook(tmp_path / "play.yml", tmp_path, inventory=inv, verbosity=3)  # -vvv: no secret even there
+    assert "prom-secret" not in run.output
+    return run.rc, (run.task(PLAN) if run.rc == 0 else None), run.output
 
 
 def test_a_good_target_gives_hosts_servers_weights_and_batches(tmp_path, lb):
