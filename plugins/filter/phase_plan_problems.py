@@ -16,6 +16,9 @@ description:
     advanced phases, without C(steps) or C(batches), with whole C(analysis_seconds) > 0, on kind V(hosts)) and, on
     kind V(kubernetes), what the phases run on hosts only (the blue-green router, probes, chaos drills, sentinels,
     hold).
+  - A queue consumer's canary (C(split=events)) - canary phase, kind V(hosts), progressive, one step whose weight is
+    the cohort's share of the events (below 100), the judge's C(judge_queries), gates that do not look at HTTP
+    requests, and C(events) naming the canary's durable, the consumer's split flags and the cohort flags.
   - Returns the problems found, an empty list when there is none; the phase skeleton asserts it is empty before any
     change. See C(plugins/module_utils/phase_plan.py) and docs/phases.md.
 author:
@@ -49,6 +52,14 @@ options:
     description: How many sentinels the inventory declares.
     type: int
     default: 0
+  schema:
+    description: The flags of C(rollout_flag_schema) (names); with C(split=events) the split flags must be among them.
+      Left out - not checked.
+    type: raw
+  nats:
+    description: The target's C(nats) section; with C(split=events) the canary's durable must be another than its
+      C(durable). Left out - not checked.
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -70,9 +81,10 @@ _value:
 from ansible_collections.stagegate.rollout.plugins.module_utils.phase_plan import problems
 
 
-def phase_plan_problems(phase, given, plan, kind="hosts", router=None, failure_policy="rollback", sentinels=0):
+def phase_plan_problems(phase, given, plan, kind="hosts", router=None, failure_policy="rollback", sentinels=0,
+                        schema=None, nats=None):
     return problems(phase, given, plan, kind=kind, router=router, failure_policy=failure_policy,
-                    sentinels=int(sentinels or 0))
+                    sentinels=int(sentinels or 0), schema=None if schema is None else list(schema), nats=nats)
 
 
 class FilterModule(object):

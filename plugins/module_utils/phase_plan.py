@@ -7,7 +7,9 @@ and what the phases run on kind hosts only. Each problem names the field, what i
 ``problems()`` returns every problem found (an empty list: the plan is fine); the phase skeleton asserts that list
 is empty through the ``phase_plan_problems`` filter (roles/rollout_phase/tasks/check_target.yml). The plan's
 shape (steps, weights, batches) is checked by ``rollout_target.plan()``; this module checks the choices between
-the phase, the strategy and the target kind.
+the phase, the strategy and the target kind, and a queue consumer's canary (``split: events``: one step whose
+weight is the cohort's share of the events, the judge's queries and the names of the consumer's split flags from
+the inventory, kind hosts only).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,6 +20,10 @@ import json
 import re
 
 STRATEGIES = ("progressive", "blue-green")
+SPLITS = ("http", "events")
+# rollout_canary.events: the names of the consumer's split flags (the inventory's; no service is special)
+EVENT_FLAG_FIELDS = ("side_flag", "after_flag", "until_flag", "consume_flag")
+EVENT_SECONDS_DEFAULTS = {"settle_seconds": 2, "drain_seconds": 60}
 PHASES = ("staging", "canary", "production", "advanced")
 TRAFFIC_PHASES = ("canary", "production", "advanced")
 _WHOLE_SECONDS = re.compile(r"^[1-9][0-9]*\Z")
@@ -83,12 +89,133 @@ def kubernetes_problems(phase, plan, router=None, failure_policy="rollback", sen
     return out
 
 
-def problems(phase, given, plan, kind="hosts", router=None, failure_policy="rollback", sentinels=0):
+def split(given):
+    """How the canary splits the work (``http`` when left out or empty)."""
+    return (given or {}).get("split") or "http"
+
+
+def _judge_arm_missing(queries, arm):
+    return not isinstance(queries, dict) or not isinstance(queries.get(arm), dict) \
+        or not queries[arm].get("requests")
+
+
+def _event_config_problems(field, events, flags, schema):
+    """``rollout_canary.events``: the canary's durable, the split flags' names and the cohort flags."""
+    out = []
+    if not isinstance(events, dict):
+        return ["%s.events: %s is not accepted (accepted: a mapping with durable, %s and cohort_flags)"
+                % (field, _json(events), ", ".join(EVENT_FLAG_FIELDS))]
+    if not isinstance(events.get("durable"), str) or not events.get("durable"):
+        out.append("%s.events.durable: %s is not accepted (accepted: the name of the canary slots' own JetStream "
+                   "durable, e.g. org-brain-canary)" % (field, _json(events.get("durable"))))
+    names = []
+    for key in EVENT_FLAG_FIELDS:
+        name = events.get(key)
+        if not isinstance(name, str) or not name:
+            out.append("%s.events.%s: %s is not accepted (accepted: the name of the consumer's flag, e.g. %s)"
+                       % (field, key, _json(name), _FLAG_EXAMPLES[key]))
+        else:
+            names.append(name)
+    if len(set(names)) != len(names):
+        out.append("%s.events: the split flags %s are not distinct (accepted: four different flag names)"
+                   % (field, _json(names)))
+    cohort = events.get("cohort_flags")
+    if not isinstance(cohort, list) or not cohort or not all(isinstance(n, str) and n for n in cohort):
+        out.append("%s.events.cohort_flags: %s is not accepted (accepted: a non-empty list of the flags that draw the "
+                   "cohort, given in %s.flags, e.g. [CODEX_EVENT_COHORT_PERCENT, CODEX_EVENT_COHORT_SEED])"
+                   % (field, _json(cohort), field))
+        cohort = []
+    for name in cohort:
+        if name not in flags:
+            out.append("%s.events.cohort_flags: %s is not in %s.flags (accepted: flags the phase gives both sides, "
+                       "given in %s.flags)" % (field, _json(name), field, field))
+    for name in [events.get(k) for k in EVENT_FLAG_FIELDS[:3]]:
+        if isinstance(name, str) and name in flags:
+            out.append("%s.flags.%s: the phase sets this split flag itself (accepted: leave it out of %s.flags)"
+                       % (field, name, field))
+    if schema is not None:
+        for key, name in zip(EVENT_FLAG_FIELDS, [events.get(k) for k in EVENT_FLAG_FIELDS]):
+            if isinstance(name, str) and name and name not in schema:
+                out.append("%s.events.%s: %s is not a flag of rollout_flag_schema (accepted: a declared flag; "
+                           "declared: %s)" % (field, key, _json(name), ", ".join(sorted(schema)) or "none"))
+    for key in EVENT_SECONDS_DEFAULTS:
+        if key in events and not _WHOLE_SECONDS.match(str(events[key])):
+            out.append("%s.events.%s: %s is not accepted (accepted: whole seconds > 0)"
+                       % (field, key, _json(events[key])))
+    return out
+
+
+_FLAG_EXAMPLES = {"side_flag": "CODEX_EVENTS (all | cohort | rest)",
+                  "after_flag": "CODEX_EVENT_SPLIT_AFTER_SEQ", "until_flag": "CODEX_EVENT_SPLIT_UNTIL_SEQ",
+                  "consume_flag": "CODEX_PUBLISH_ENABLED (false pauses the consumer)"}
+
+
+def split_problems(phase, given, plan, kind="hosts", schema=None, nats=None, failure_policy="rollback"):
+    """``rollout_<phase>.split``: ``http`` (the canary slots' share of the HTTP traffic) or ``events`` (a queue
+    consumer's canary: HTTP weight 0, the canary slots take a cohort of the events). ``schema``: the flag names of
+    ``rollout_flag_schema`` (None: not checked); ``nats``: the target's ``nats`` section (None: not checked)."""
+    field = "rollout_%s" % phase
+    chosen = split(given)
+    if chosen not in SPLITS:
+        return ["%s.split: %s is not accepted (accepted: %s)" % (field, _json(chosen), ", ".join(SPLITS))]
+    if chosen != "events":
+        return []
+    if phase != "canary":
+        return ["%s.split: events splits the canary's events, and %s has no canary share (accepted: http, or no "
+                "split)" % (field, phase)]
+    out = []
+    if kind == "kubernetes":
+        out.append("%s.split: events is run on kind hosts only (the fences reload the slots' flags; accepted on "
+                   "kind kubernetes: http)" % field)
+    if failure_policy == "hold":
+        out.append("rollout_on_fail / rollout_irreversible: hold is not run with %s.split events (a held split "
+                   "would keep the stable slots off the cohort's events; accepted: rollback)" % field)
+    if strategy(given) == "blue-green":
+        out.append("%s.split: events splits the events between the stable and the canary slots; blue-green gives "
+                   "the canary everything (accepted with split events: strategy progressive)" % field)
+    queries = given.get("judge_queries")
+    missing = [arm for arm in ("baseline", "canary") if _judge_arm_missing(queries, arm)]
+    if missing:
+        out.append("%s.judge_queries: %s (accepted with split events: baseline and canary queries of the two arms' "
+                   "event counters, each with requests, errors and latency_buckets; the target's defaults count HTTP "
+                   "requests)" % (field, "no " + " and no ".join("%s.requests" % a for a in missing)))
+    steps = given.get("steps")
+    if not isinstance(steps, list) or len(steps) != 1:
+        out.append("%s.steps: %s is not accepted with split events (accepted: one step whose weight is the cohort's "
+                   "share of the events in percent, below 100; the cohort does not change during the phase)"
+                   % (field, "left out (the defaults are HTTP weights)" if steps is None else _json(steps)))
+    else:
+        weight = (steps[0] or {}).get("weight") if isinstance(steps[0], dict) else None
+        if isinstance(weight, bool) or not _WHOLE_SECONDS.match(str(weight)) or not 1 <= int(weight) <= 99:
+            out.append("%s.steps[0].weight: %s is not accepted with split events (accepted: the cohort's share of "
+                       "the events in percent, 1..99)" % (field, _json(weight)))
+        elif isinstance(steps[0], dict) and steps[0].get("judge") is False:
+            out.append("%s.steps[0].judge: false is not accepted with split events (accepted: true; the judge "
+                       "decides on the events)" % field)
+    if not (plan.get("gates") or []) and (plan.get("thresholds") or {}):
+        out.append("%s.gates: none given, so the default gates would look at the canary slots' HTTP requests, which "
+                   "take no traffic with split events (no data fails them) (accepted: gates on the event metrics, or "
+                   "thresholds: {} for none)" % field)
+    out += _event_config_problems(field, given.get("events"), plan.get("flags") or {}, schema)
+    if nats is not None:
+        if not (nats or {}).get("stream") or not (nats or {}).get("durable"):
+            out.append("rollout_target.nats: split events needs the target's stream and stable durable (accepted: "
+                       "nats with stream and durable)")
+        elif isinstance(given.get("events"), dict) and given["events"].get("durable") == nats.get("durable"):
+            out.append("%s.events.durable: %s is the stable slots' durable (rollout_target.nats.durable) (accepted: "
+                       "another durable, the canary slots' own)" % (field, _json(nats.get("durable"))))
+    return out
+
+
+def problems(phase, given, plan, kind="hosts", router=None, failure_policy="rollback", sentinels=0, schema=None,
+             nats=None):
     """Every problem of the phase's plan on a target of ``kind`` (``router``: the kubernetes router's type;
-    ``failure_policy``: rollback or hold; ``sentinels``: how many sentinels the inventory declares)."""
+    ``failure_policy``: rollback or hold; ``sentinels``: how many sentinels the inventory declares; ``schema``: the
+    names of rollout_flag_schema and ``nats``: the target's nats section, for the event split, None: not checked)."""
     given = given or {}
     plan = plan or {}
     out = strategy_problems(phase, given, plan, kind)
+    out += split_problems(phase, given, plan, kind, schema, nats, failure_policy)
     if kind == "kubernetes" and phase in PHASES:
         out += kubernetes_problems(phase, plan, router, failure_policy, sentinels)
     return out

@@ -77,3 +77,95 @@ def test_the_filter_returns_every_problem():
                                 router="blue-green", failure_policy="hold", sentinels="1")
     assert len(found) == 5, found
     assert phase_plan_problems("canary", None, None) == []
+
+
+def _events_plan(**changes):
+    """A queue consumer's canary as an inventory declares it (docs/phases.md), with ``changes``."""
+    arm = {"requests": "sum(x)", "errors": "sum(y)", "latency_buckets": "sum by (le) (z)"}
+    given = {"split": "events", "steps": [{"weight": 30, "analysis_seconds": 40}], "thresholds": {},
+             "flags": {"CODEX_EVENT_COHORT_PERCENT": 30, "CODEX_EVENT_COHORT_SEED": "v2"},
+             "judge_queries": {"baseline": dict(arm), "canary": dict(arm)},
+             "events": {"durable": "org-brain-canary", "side_flag": "CODEX_EVENTS",
+                        "after_flag": "CODEX_EVENT_SPLIT_AFTER_SEQ", "until_flag": "CODEX_EVENT_SPLIT_UNTIL_SEQ",
+                        "consume_flag": "CODEX_PUBLISH_ENABLED",
+                        "cohort_flags": ["CODEX_EVENT_COHORT_PERCENT", "CODEX_EVENT_COHORT_SEED"]}}
+    for key, value in changes.items():
+        if value is None:
+            given.pop(key, None)
+        else:
+            given[key] = value
+    return given
+
+
+SCHEMA = ["CODEX_EVENTS", "CODEX_EVENT_SPLIT_AFTER_SEQ", "CODEX_EVENT_SPLIT_UNTIL_SEQ", "CODEX_PUBLISH_ENABLED",
+          "CODEX_EVENT_COHORT_PERCENT", "CODEX_EVENT_COHORT_SEED"]
+NATS = {"stream": "REPO_EVENTS", "durable": "org-brain"}
+
+
+def test_an_event_split_as_the_docs_declare_it_has_no_problem():
+    given = _events_plan()
+    assert problems("canary", given, given, schema=SCHEMA, nats=NATS) == []
+    assert phase_plan_problems("canary", given, given, schema=SCHEMA, nats=NATS) == []
+    # the HTTP split (the default) asks for none of it
+    assert problems("canary", {"split": "http"}, {"steps": [{"weight": 10}]}, schema=[], nats={}) == []
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"split": "queue"}, 'rollout_canary.split: "queue" is not accepted (accepted: http, events)'),
+    ({"judge_queries": None}, "rollout_canary.judge_queries: no baseline.requests and no canary.requests (accepted "
+                              "with split events: baseline and canary queries"),
+    ({"judge_queries": {"baseline": {"requests": "a"}}}, "rollout_canary.judge_queries: no canary.requests"),
+    ({"steps": None}, "rollout_canary.steps: left out (the defaults are HTTP weights) is not accepted with split "
+                      "events (accepted: one step"),
+    ({"steps": [{"weight": 10}, {"weight": 20}]}, "rollout_canary.steps: [{"),
+    ({"steps": [{"weight": 100, "analysis_seconds": 5}]}, "rollout_canary.steps[0].weight: 100 is not accepted with "
+                                                           "split events (accepted: the cohort's share"),
+    ({"steps": [{"weight": 30, "judge": False}]}, "rollout_canary.steps[0].judge: false is not accepted"),
+    ({"thresholds": {"error_rate": 0.05}}, "rollout_canary.gates: none given, so the default gates would look at the canary slots' "
+                           "HTTP requests"),
+    ({"events": None}, "rollout_canary.events: null is not accepted (accepted: a mapping with durable, side_flag, "
+                       "after_flag, until_flag, consume_flag and cohort_flags)"),
+    ({"events": {"durable": "c", "after_flag": "A", "until_flag": "U", "consume_flag": "C", "cohort_flags": ["P"]}},
+     "rollout_canary.events.side_flag: null is not accepted (accepted: the name of the consumer's flag, e.g. "
+     "CODEX_EVENTS (all | cohort | rest))"),
+    ({"events": {"durable": "c", "side_flag": "A", "after_flag": "A", "until_flag": "U", "consume_flag": "C",
+                 "cohort_flags": ["CODEX_EVENT_COHORT_SEED"]}},
+     'rollout_canary.events: the split flags ["A", "A", "U", "C"] are not distinct'),
+    ({"events": {"durable": "c", "side_flag": "S", "after_flag": "A", "until_flag": "U", "consume_flag": "C",
+                 "cohort_flags": ["CODEX_EVENT_COHORT_INCLUDE"]}},
+     'rollout_canary.events.cohort_flags: "CODEX_EVENT_COHORT_INCLUDE" is not in rollout_canary.flags'),
+    ({"flags": {"CODEX_EVENT_COHORT_PERCENT": 30, "CODEX_EVENT_COHORT_SEED": "v2", "CODEX_EVENTS": "cohort"}},
+     "rollout_canary.flags.CODEX_EVENTS: the phase sets this split flag itself (accepted: leave it out"),
+    ({"events": dict(_events_plan()["events"], settle_seconds="soon")},
+     'rollout_canary.events.settle_seconds: "soon" is not accepted (accepted: whole seconds > 0)'),
+    ({"events": dict(_events_plan()["events"], side_flag="CODEX_SIDE")},
+     'rollout_canary.events.side_flag: "CODEX_SIDE" is not a flag of rollout_flag_schema (accepted: a declared flag'),
+    ({"events": dict(_events_plan()["events"], durable="org-brain")},
+     'rollout_canary.events.durable: "org-brain" is the stable slots\' durable (rollout_target.nats.durable)'),
+    ({"strategy": "blue-green"}, "rollout_canary.split: events splits the events between the stable and the canary "
+                                 "slots; blue-green gives the canary everything"),
+])
+def test_a_bad_event_split_is_refused_naming_the_field_value_and_what_is_accepted(changes, expected):
+    given = _events_plan(**changes)
+    found = problems("canary", given, given, schema=SCHEMA, nats=NATS)
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_an_event_split_is_a_canary_on_kind_hosts_only():
+    given = _events_plan()
+    found = problems("canary", given, given, kind="kubernetes")
+    assert found == ["rollout_canary.split: events is run on kind hosts only (the fences reload the slots' flags; "
+                     "accepted on kind kubernetes: http)"]
+    assert problems("production", {"split": "events"}, {}) == [
+        "rollout_production.split: events splits the canary's events, and production has no canary share "
+        "(accepted: http, or no split)"]
+    assert problems("canary", given, given, nats={}) == [
+        "rollout_target.nats: split events needs the target's stream and stable durable (accepted: nats with stream "
+        "and durable)"]
+
+
+def test_an_event_split_is_not_held():
+    given = _events_plan()
+    assert problems("canary", given, given, failure_policy="hold") == [
+        "rollout_on_fail / rollout_irreversible: hold is not run with rollout_canary.split events (a held split would "
+        "keep the stable slots off the cohort's events; accepted: rollback)"]
