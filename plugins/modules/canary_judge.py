@@ -32,6 +32,7 @@ author:
 extends_documentation_fragment:
   - stagegate.rollout.metric_provider
   - stagegate.rollout.on_fail
+  - stagegate.rollout.action_group.metrics
 options:
   baseline:
     description:
@@ -184,11 +185,6 @@ attributes:
   diff_mode:
     description: Nothing to diff; the state file is internal.
     support: none
-  action_group:
-    description: Use C(group/stagegate.rollout.metrics) in C(module_defaults) to set O(provider) once.
-    support: full
-    membership:
-      - stagegate.rollout.metrics
 """
 
 EXAMPLES = r"""

@@ -52,6 +52,7 @@ options:
     type: path
 extends_documentation_fragment:
   - ansible.builtin.files
+  - stagegate.rollout.action_group.evidence
 notes:
   - Supports check mode.
 seealso:
@@ -64,11 +65,6 @@ attributes:
   diff_mode:
     description: Shows the freeze file before and after.
     support: full
-  action_group:
-    description: Use C(group/stagegate.rollout.evidence) in C(module_defaults) to set options shared by the evidence modules once.
-    support: full
-    membership:
-      - stagegate.rollout.evidence
 """
 
 EXAMPLES = r"""

@@ -19,6 +19,8 @@ description:
   - The digests of every run are returned, so they can go into the ledger.
 author:
   - stagegate.rollout contributors (@stagegate)
+extends_documentation_fragment:
+  - stagegate.rollout.action_group.evidence
 options:
   command:
     description:
@@ -83,11 +85,6 @@ attributes:
   diff_mode:
     description: Nothing to diff.
     support: none
-  action_group:
-    description: Use C(group/stagegate.rollout.evidence) in C(module_defaults) to set options shared by the evidence modules once.
-    support: full
-    membership:
-      - stagegate.rollout.evidence
 """
 
 EXAMPLES = r"""

@@ -27,6 +27,7 @@ author:
   - stagegate.rollout contributors (@stagegate)
 extends_documentation_fragment:
   - stagegate.rollout.metric_provider
+  - stagegate.rollout.action_group.metrics
 options:
   value:
     description: One new observation of the metric.
@@ -84,11 +85,6 @@ attributes:
   diff_mode:
     description: Nothing to diff; the state file is internal.
     support: none
-  action_group:
-    description: Use C(group/stagegate.rollout.metrics) in C(module_defaults) to set O(provider) once.
-    support: full
-    membership:
-      - stagegate.rollout.metrics
 """
 
 EXAMPLES = r"""

@@ -69,6 +69,7 @@ options:
     type: str
 extends_documentation_fragment:
   - ansible.builtin.files
+  - stagegate.rollout.action_group.evidence
 notes:
   - Supports check mode and diff mode.
   - A new file gets mode C(0644) unless O(mode) is given; an existing file keeps its mode unless O(mode) is given.
@@ -81,11 +82,6 @@ attributes:
   diff_mode:
     description: Shows the file before and after.
     support: full
-  action_group:
-    description: Use C(group/stagegate.rollout.evidence) in C(module_defaults) to set options shared by the evidence modules once.
-    support: full
-    membership:
-      - stagegate.rollout.evidence
 """
 
 EXAMPLES = r"""

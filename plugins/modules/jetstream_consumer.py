@@ -32,6 +32,7 @@ author:
   - stagegate.rollout contributors (@stagegate)
 extends_documentation_fragment:
   - stagegate.rollout.nats
+  - stagegate.rollout.action_group.nats
 attributes:
   check_mode:
     support: full
@@ -39,11 +40,6 @@ attributes:
   diff_mode:
     support: full
     description: Managed options before and after.
-  action_group:
-    description: Use C(group/stagegate.rollout.nats) in C(module_defaults) to set the connection options.
-    support: full
-    membership:
-      - stagegate.rollout.nats
 options:
   stream:
     description: Name of the stream the consumer reads. It must exist.

@@ -23,6 +23,7 @@ author:
   - stagegate.rollout contributors (@stagegate)
 extends_documentation_fragment:
   - stagegate.rollout.nats
+  - stagegate.rollout.action_group.nats
 attributes:
   check_mode:
     support: full
@@ -30,11 +31,6 @@ attributes:
   diff_mode:
     support: none
     description: Read-only, nothing to compare.
-  action_group:
-    description: Use C(group/stagegate.rollout.nats) in C(module_defaults) to set the connection options.
-    support: full
-    membership:
-      - stagegate.rollout.nats
 options:
   stream:
     description: Read only this stream. Without it, every stream of the account.

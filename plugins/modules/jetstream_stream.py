@@ -31,6 +31,7 @@ author:
   - stagegate.rollout contributors (@stagegate)
 extends_documentation_fragment:
   - stagegate.rollout.nats
+  - stagegate.rollout.action_group.nats
 attributes:
   check_mode:
     support: full
@@ -38,11 +39,6 @@ attributes:
   diff_mode:
     support: full
     description: Managed options before and after, durations as strings (V(72h)), sizes in bytes.
-  action_group:
-    description: Use C(group/stagegate.rollout.nats) in C(module_defaults) to set the connection options.
-    support: full
-    membership:
-      - stagegate.rollout.nats
 options:
   name:
     description: Stream name (no whitespace, V(.), V(*), V(>), V(/) or V(\\)).

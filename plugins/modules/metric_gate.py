@@ -30,6 +30,7 @@ author:
 extends_documentation_fragment:
   - stagegate.rollout.metric_provider
   - stagegate.rollout.on_fail
+  - stagegate.rollout.action_group.metrics
 options:
   checks:
     description:
@@ -273,11 +274,6 @@ attributes:
   diff_mode:
     description: Nothing changes, nothing to diff.
     support: none
-  action_group:
-    description: Use C(group/stagegate.rollout.metrics) in C(module_defaults) to set O(provider) once.
-    support: full
-    membership:
-      - stagegate.rollout.metrics
 """
 
 EXAMPLES = r"""

@@ -23,6 +23,7 @@ author:
   - stagegate.rollout contributors (@stagegate)
 extends_documentation_fragment:
   - stagegate.rollout.metric_provider
+  - stagegate.rollout.action_group.metrics
 options:
   query:
     description: One query. Mutually exclusive with O(queries).
@@ -60,11 +61,6 @@ attributes:
   diff_mode:
     description: Nothing changes.
     support: none
-  action_group:
-    description: Use C(group/stagegate.rollout.metrics) in C(module_defaults) to set O(provider) once.
-    support: full
-    membership:
-      - stagegate.rollout.metrics
 """
 
 EXAMPLES = r"""

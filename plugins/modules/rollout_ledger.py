@@ -34,6 +34,8 @@ description:
     (case-insensitive, at any depth) are replaced with C(********) before they are written or returned.
 author:
   - stagegate.rollout contributors (@stagegate)
+extends_documentation_fragment:
+  - stagegate.rollout.action_group.evidence
 options:
   path:
     description: The ledger file (JSON Lines). Its directory must exist; the file is created by the first append.
@@ -132,11 +134,6 @@ attributes:
   diff_mode:
     description: Nothing to diff; the ledger only grows.
     support: none
-  action_group:
-    description: Use C(group/stagegate.rollout.evidence) in C(module_defaults) to set options shared by the evidence modules once.
-    support: full
-    membership:
-      - stagegate.rollout.evidence
 """
 
 EXAMPLES = r"""

@@ -25,6 +25,8 @@ description:
     C(stagegate_rollout_bluegreen_switches_total), C(stagegate_rollout_bluegreen_switch_seconds)."
 author:
   - stagegate.rollout contributors (@stagegate)
+extends_documentation_fragment:
+  - stagegate.rollout.action_group.evidence
 options:
   path:
     description: The metrics file, e.g. C(/var/lib/node_exporter/textfile_collector/stagegate_rollout.prom). Its directory must exist.
@@ -63,11 +65,6 @@ attributes:
   diff_mode:
     support: full
     description: Shows the file before and after.
-  action_group:
-    description: Use C(group/stagegate.rollout.evidence) in C(module_defaults) to set options shared by the evidence modules once.
-    support: full
-    membership:
-      - stagegate.rollout.evidence
 
 notes:
   - An increment is a change every time it runs; a C(set) to the value already held is not.

@@ -20,6 +20,8 @@ description:
   - Retries connection failures, HTTP 429 and 5xx answers O(retries) times with an exponential back-off.
 author:
   - stagegate.rollout contributors (@stagegate)
+extends_documentation_fragment:
+  - stagegate.rollout.action_group.evidence
 options:
   url:
     description: Webhook URL (http or https). Treated as a secret.
@@ -84,11 +86,6 @@ attributes:
   diff_mode:
     description: Nothing to diff.
     support: none
-  action_group:
-    description: Use C(group/stagegate.rollout.evidence) in C(module_defaults) to set options shared by the evidence modules once.
-    support: full
-    membership:
-      - stagegate.rollout.evidence
 """
 
 EXAMPLES = r"""

@@ -17,14 +17,36 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")
 MODULES = sorted(glob.glob(os.path.join(ROOT, "plugins", "modules", "*.py")))
 
 
+def _string_assigned(body, name, path):
+    for node in body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == name for t in node.targets):
+            return yaml.safe_load(node.value.value)
+    raise AssertionError("%s has no %s" % (path, name))
+
+
 def documentation(path):
     """The module's DOCUMENTATION (YAML), read without importing the module."""
     with open(path, encoding="utf-8") as fh:
-        tree = ast.parse(fh.read())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "DOCUMENTATION" for t in node.targets):
-            return yaml.safe_load(node.value.value)
-    raise AssertionError("%s has no DOCUMENTATION" % path)
+        return _string_assigned(ast.parse(fh.read()).body, "DOCUMENTATION", path)
+
+
+def fragment(name):
+    """The collection's doc fragment ``stagegate.rollout.<file>[.<variable>]`` (YAML), read without importing it."""
+    parts = name.split(".")[2:]
+    path = os.path.join(ROOT, "plugins", "doc_fragments", parts[0] + ".py")
+    with open(path, encoding="utf-8") as fh:
+        classes = [n for n in ast.parse(fh.read()).body if isinstance(n, ast.ClassDef)]
+    return _string_assigned(classes[0].body, parts[1].upper() if len(parts) > 1 else "DOCUMENTATION", path)
+
+
+def attributes(path):
+    """The module's attributes with those of the collection's doc fragments it extends, as ansible-doc shows them."""
+    doc = documentation(path)
+    merged = dict(doc.get("attributes") or {})
+    for name in doc.get("extends_documentation_fragment") or []:
+        if name.startswith("stagegate.rollout."):
+            merged.update(fragment(name).get("attributes") or {})
+    return merged
 
 
 def load_yaml(*parts):
@@ -56,7 +78,6 @@ def test_every_action_group_member_documents_its_group():
                 members.setdefault(m, []).append("stagegate.rollout.%s" % group)
     assert members, "meta/runtime.yml has no action group"
     for module, expected in sorted(members.items()):
-        doc = documentation(os.path.join(ROOT, "plugins", "modules", module + ".py"))
-        attr = (doc.get("attributes") or {}).get("action_group")
+        attr = attributes(os.path.join(ROOT, "plugins", "modules", module + ".py")).get("action_group")
         assert attr, "%s is in %s but does not document attributes.action_group" % (module, expected)
         assert sorted(attr["membership"]) == sorted(expected), (module, attr)
