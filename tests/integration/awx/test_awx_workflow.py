@@ -11,14 +11,12 @@ nodes with a timeout, success edges through the approvals and a failure edge fro
 that names the failed phase. A second run changes nothing but the credentials (AWX cannot compare secrets).
 """
 import json
-import os
-import subprocess
 import sys
 
 from controller_standin import ControllerStandIn
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-BIN = os.path.dirname(sys.executable)
+from tests.integration.playbook_run import ansible_env, run_playbook
+
 PHASES = ["staging", "canary", "production", "advanced"]
 TOKEN = "awx-oauth-" + "5ec12e7" * 3
 SECRETS = {
@@ -32,28 +30,30 @@ SECRETS = {
 
 
 SCALE = {"awx_forks": 20, "awx_instance_groups": ["rollout runners"]}  # the sizes' settings (docs/targets.md)
+SCM_URL = "https://git.example.com/org/site.git"
 
 
 def _run(standin, tmp_path, name):
+    """playbooks/awx.yml at -vvv against the stand-in (tests/integration/playbook_run.py) -> PlaybookRun, after
+    asserting that no secret is in its output (also written to ``<name>.log``)."""
     secrets = tmp_path / "awx-secrets.json"  # as a vault-encrypted vars file would give them
     secrets.write_text(json.dumps(SECRETS))
-    env = dict((k, v) for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "CONTROLLER_", "TOWER_")))
-    env.update(PATH=BIN + os.pathsep + env.get("PATH", ""), ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
-               ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="True", ANSIBLE_NOCOLOR="1", ANSIBLE_HOME=str(tmp_path / "home"),
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_PIPELINING="1",
-               ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks",
-               CONTROLLER_HOST=standin.url, CONTROLLER_OAUTH_TOKEN=TOKEN)
-    proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local", "-vvv",
-                           "stagegate.rollout.awx", "-e", "awx_project_scm_url=https://git.example.com/org/site.git",
-                           "-e", "@" + str(secrets), "-e", json.dumps(SCALE)], env=env, cwd=str(tmp_path), capture_output=True, text=True,
-                          timeout=300, check=False)
-    out = proc.stdout + proc.stderr
-    (tmp_path / ("%s.log" % name)).write_text(out)
+    run = _awx_playbook(standin, tmp_path, verbosity=3, extra_vars=dict(SCALE, awx_project_scm_url=SCM_URL),
+                        extra_args=["-e", "@" + str(secrets)])
+    (tmp_path / ("%s.log" % name)).write_text(run.output)
     for key, secret in SECRETS.items():
         for line in secret.strip().splitlines():
-            assert line.startswith("--") or line not in out, "%s printed by ansible-playbook -vvv" % key
-    assert TOKEN not in out
-    return proc.returncode, out
+            assert line.startswith("--") or line not in run.output, "%s printed by ansible-playbook -vvv" % key
+    assert TOKEN not in run.output
+    return run
+
+
+def _awx_playbook(standin, tmp_path, **kwargs):
+    """stagegate.rollout.awx with the controller's address and token in the environment, the default callback
+    (with profile_tasks' timings)."""
+    env = ansible_env(tmp_path, CONTROLLER_HOST=standin.url, CONTROLLER_OAUTH_TOKEN=TOKEN,
+                      ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks")
+    return run_playbook("stagegate.rollout.awx", tmp_path, connection="local", callback="default", env=env, **kwargs)
 
 
 def _graph(c):
@@ -76,8 +76,8 @@ def test_awx_playbook_builds_the_phased_workflow(tmp_path):
     with ControllerStandIn(TOKEN) as standin:
         c = standin.controller
         group = c.add("instance_groups", {"name": "rollout runners"})  # instance groups exist before (AWX admin)
-        rc, out = _run(standin, tmp_path, "first")
-        assert rc == 0, out[-5000:]
+        first = _run(standin, tmp_path, "first")
+        assert first.rc == 0, first
 
         org = c.one("organizations", name="Default")["id"]
         # credentials: custom types with their injectors, and the four credentials holding the secrets
@@ -101,7 +101,7 @@ def test_awx_playbook_builds_the_phased_workflow(tmp_path):
         # the execution environment, the project (the user's repository) and its inventory as an SCM source
         ee = c.one("execution_environments", name="stagegate-rollout-ee")
         project = c.one("projects", name="stagegate-rollout")
-        assert project["scm_type"] == "git" and project["scm_url"] == "https://git.example.com/org/site.git"
+        assert project["scm_type"] == "git" and project["scm_url"] == SCM_URL
         assert project["default_environment"] == ee["id"] and project["organization"] == org
         inventory = c.one("inventories", name="stagegate")
         source = c.one("inventory_sources", name="stagegate")
@@ -154,9 +154,9 @@ def test_awx_playbook_builds_the_phased_workflow(tmp_path):
 
         # the second run changes nothing but the credentials (secrets are write-only in AWX)
         before = json.dumps(c.objects, sort_keys=True, default=str)
-        rc, out = _run(standin, tmp_path, "second")
-        assert rc == 0, out[-5000:]
-        recap = out[out.rindex("PLAY RECAP"):]
+        second = _run(standin, tmp_path, "second")
+        assert second.rc == 0, second
+        recap = second.output[second.output.rindex("PLAY RECAP"):]
         assert "changed=1 " in recap, recap  # the credentials task: AWX answers $encrypted$, so it always updates
         assert json.loads(before)["workflow_job_template_nodes"] == json.loads(
             json.dumps(c.objects, sort_keys=True, default=str))["workflow_job_template_nodes"]
@@ -164,14 +164,7 @@ def test_awx_playbook_builds_the_phased_workflow(tmp_path):
 
 def test_awx_playbook_refuses_without_the_repository(tmp_path):
     with ControllerStandIn(TOKEN) as standin:
-        env = dict((k, v) for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "CONTROLLER_")))
-        env.update(PATH=BIN + os.pathsep + env.get("PATH", ""), ANSIBLE_HOME=str(tmp_path / "home"),
-                   ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"), ANSIBLE_NOCOLOR="1",
-                   ANSIBLE_PYTHON_INTERPRETER=sys.executable, CONTROLLER_HOST=standin.url,
-                   CONTROLLER_OAUTH_TOKEN=TOKEN)
-        proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                               "stagegate.rollout.awx"], env=env, cwd=str(tmp_path), capture_output=True, text=True,
-                              timeout=300, check=False)
-        assert proc.returncode != 0
-        assert "awx_project_scm_url" in proc.stdout + proc.stderr
+        run = _awx_playbook(standin, tmp_path)
+        assert run.rc != 0
+        assert "awx_project_scm_url" in run.output
         assert not standin.controller.find("job_templates")
