@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from demo.stack.haproxy import HAProxy
+from demo.stack.haproxy import HAProxy, runtime_command
 from demo.stack.ports import free_port
 
 
@@ -19,8 +19,7 @@ def lb(tmp_path_factory):
     # Unused ports until the role points the slots at a version; weight 0 and maint via the runtime API below.
     h = HAProxy(str(work), backends={"app": [("blue", "127.0.0.1:%d" % free_port(), 0),
                                              ("green", "127.0.0.1:%d" % free_port(), 0)]}).start()
-    from tests.integration.deploy_hosts.deploy_kit import cli
-    cli(h.socket_path, "set server app/blue state maint;set server app/green state maint")
+    runtime_command(h.socket_path, ["set server app/blue state maint", "set server app/green state maint"])
     yield h
     h.stop()
 

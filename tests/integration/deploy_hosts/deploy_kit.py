@@ -1,49 +1,41 @@
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the stagegate.rollout project
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Helpers for the deploy_hosts tests: run the role, talk to HAProxy, send traffic."""
+"""Helpers for the deploy_hosts tests: run the role, read HAProxy's slots, send traffic."""
 
 import http.client
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
 import threading
 import time
 
-from ansible_collections.stagegate.rollout.plugins.module_utils.haproxy_client import RuntimeClient, parse_servers_state
+from ansible_collections.stagegate.rollout.plugins.module_utils.haproxy_client import parse_servers_state
+
+from demo.stack.haproxy import runtime_command
+from tests.integration.playbook_run import run_playbook
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 VENV_BIN = os.path.dirname(sys.executable)
 PLAYBOOK = os.path.join(os.path.dirname(__file__), "deploy.yml")
 
 
-def cli(sock, line):
-    """One runtime API session (the collection's client): ``line``'s ';'-separated commands, the answer."""
-    return RuntimeClient(sock).execute(line.split(";"))
-
-
 def slots(sock):
     """{server: {"port": int, "weight": int, "admin": int}} from 'show servers state app'."""
     return dict((s["server"], {"port": s["port"], "weight": s["weight"], "admin": s["admin_flags"]})
-                for s in parse_servers_state(cli(sock, "show servers state app")))
+                for s in parse_servers_state(runtime_command(sock, "show servers state app")))
 
 
 def run_role(extra, check=False, expect_rc=0, timeout=180):
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"), ANSIBLE_FORCE_COLOR="0",
-               ANSIBLE_NOCOLOR="1", PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
-               ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_PIPELINING="1", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
-    cmd = [os.path.join(VENV_BIN, "ansible-playbook"), PLAYBOOK, "-e", json.dumps(extra)]
-    if check:
-        cmd.append("--check")
-    p = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
-    out = p.stdout + p.stderr
-    assert p.returncode == expect_rc, "rc %d (wanted %d)\n%s" % (p.returncode, expect_rc, out[-6000:])
-    m = re.search(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", out)
-    assert m, out[-3000:]
-    return {"ok": int(m.group(1)), "changed": int(m.group(2)), "failed": int(m.group(4)), "out": out}
+    """deploy.yml (the role on localhost) with ``extra`` through tests/integration/playbook_run.py -> PlaybookRun,
+    after asserting its rc. Ansible's temp dirs go beside the role's base dir (``<base_dir>-ansible``), not into it."""
+    workdir = extra["deploy_hosts_base_dir"].rstrip(os.sep) + "-ansible"
+    os.makedirs(workdir, exist_ok=True)
+    run = run_playbook(PLAYBOOK, workdir, extra_vars=extra, check=check, timeout=timeout)
+    assert run.rc == expect_rc, "rc %d (wanted %d)\n%r" % (run.rc, expect_rc, run)
+    return run
 
 
 def service_extra(base_dir, lb, version, port, **kw):

@@ -9,7 +9,8 @@ blue-green to v3 under load, a failing v4 never flipped, removal of v2.
 import os
 
 from demo.stack.ports import free_port
-from tests.integration.deploy_hosts.deploy_kit import Loop, cli, get, port_open, programs, run_role, service_extra, slots
+from demo.stack.haproxy import runtime_command
+from tests.integration.deploy_hosts.deploy_kit import Loop, get, port_open, programs, run_role, service_extra, slots
 
 PORTS = {}
 
@@ -24,12 +25,12 @@ def test_deploy_v1_check_mode_then_deploy_then_idempotent(lb, base_dir):
                           deploy_hosts_flag_schema={"CODEX_PUBLISH_ENABLED": {"type": "bool", "default": False}})
     before = slots(lb.socket_path)
     res = run_role(extra, check=True)
-    assert res["changed"] > 0
+    assert res.stats["changed"] > 0
     assert not os.path.exists(os.path.join(base_dir, "v1")) and not port_open(port("v1"))
     assert slots(lb.socket_path) == before
 
     res = run_role(extra)
-    assert res["changed"] > 0
+    assert res.stats["changed"] > 0
     assert get(port("v1")) == (200, "v1")
     with open(os.path.join(base_dir, "v1", "service.env")) as fh:
         assert "CODEX_PUBLISH_ENABLED=true" in fh.read()
@@ -38,13 +39,13 @@ def test_deploy_v1_check_mode_then_deploy_then_idempotent(lb, base_dir):
     assert programs(base_dir) == {"demo-v1": "RUNNING"}
 
     again = run_role(extra)
-    assert again["changed"] == 0, again["out"][-4000:]
+    assert again.stats["changed"] == 0, again.output[-4000:]
 
 
 def test_deploy_v2_beside_v1_at_weight_0(lb, base_dir):
-    cli(lb.socket_path, "set server app/blue weight 100")  # v1 goes live
+    runtime_command(lb.socket_path, "set server app/blue weight 100")  # v1 goes live
     res = run_role(service_extra(base_dir, lb, "v2", port("v2"), deploy_hosts_haproxy_server="green"))
-    assert res["changed"] > 0
+    assert res.stats["changed"] > 0
     s = slots(lb.socket_path)
     assert s["green"]["port"] == port("v2") and s["green"]["weight"] == 0 and s["green"]["admin"] == 0
     assert s["blue"]["weight"] == 100
@@ -55,7 +56,7 @@ def test_deploy_v2_beside_v1_at_weight_0(lb, base_dir):
 
 def test_deploy_into_a_serving_slot_is_refused(lb, base_dir):
     res = run_role(service_extra(base_dir, lb, "v9", port("v9"), deploy_hosts_haproxy_server="blue"), expect_rc=2)
-    assert "takes traffic" in res["out"] and slots(lb.socket_path)["blue"]["port"] == port("v1")
+    assert "takes traffic" in res.output and slots(lb.socket_path)["blue"]["port"] == port("v1")
 
 
 def test_blue_green_flip_under_load_loses_no_request(lb, base_dir):
@@ -72,7 +73,7 @@ def test_blue_green_flip_under_load_loses_no_request(lb, base_dir):
     assert not port_open(port("v1")) and not os.path.exists(os.path.join(base_dir, "v1"))
     assert "demo-v1" not in programs(base_dir)
     again = run_role(extra)
-    assert again["changed"] == 0
+    assert again.stats["changed"] == 0
 
 
 def test_failing_green_is_never_flipped(lb, base_dir):
@@ -80,7 +81,7 @@ def test_failing_green_is_never_flipped(lb, base_dir):
                           deploy_hosts_flags={"DEMO_FAULT_CRASH_ON_START": True}, deploy_hosts_health_retries=4)
     with Loop(lb.frontend_port) as load:
         res = run_role(extra, expect_rc=2)
-    assert "flip back took" in res["out"], res["out"][-5000:]
+    assert "flip back took" in res.output, res.output[-5000:]
     assert load.failed() == [] and set(load.versions()) == {"v3"}
     s = slots(lb.socket_path)
     assert s["green"]["port"] == port("v3") and s["green"]["weight"] == 100
@@ -91,14 +92,14 @@ def test_failing_green_is_never_flipped(lb, base_dir):
 def test_remove_old_version_leaves_no_process_and_no_directory(lb, base_dir):
     extra = service_extra(base_dir, lb, "v2", port("v2"), deploy_hosts_action="remove")
     res = run_role(extra)
-    assert res["changed"] > 0
+    assert res.stats["changed"] > 0
     assert not port_open(port("v2")) and not os.path.exists(os.path.join(base_dir, "v2"))
     assert "demo-v2" not in programs(base_dir)
     assert not os.path.exists(os.path.join(base_dir, "supervisor", "conf.d", "demo-v2.conf"))
     assert get(lb.frontend_port) == (200, "v3")
-    assert run_role(extra)["changed"] == 0
+    assert run_role(extra).stats["changed"] == 0
 
 
 def test_removing_the_live_version_is_refused(lb, base_dir):
     res = run_role(service_extra(base_dir, lb, "v3", port("v3"), deploy_hosts_action="remove"), expect_rc=2)
-    assert "still takes traffic" in res["out"] and port_open(port("v3"))
+    assert "still takes traffic" in res.output and port_open(port("v3"))

@@ -73,7 +73,7 @@ def wait_lb(lb, want, seconds=15):
 
 def test_canary_check_mode_changes_nothing(slot_lb, base_dir):
     res = run_role(slot_extra(base_dir, slot_lb, "v1", deploy_hosts_flags=V1_FLAGS), check=True)
-    assert res["changed"] > 0
+    assert res.stats["changed"] > 0
     assert os.listdir(base_dir) == []
     assert not port_open(slot_lb.slot_ports["canary"])
 
@@ -82,7 +82,7 @@ def test_canary_v1_deploy_then_idempotent(slot_lb, base_dir):
     cport = slot_lb.slot_ports["canary"]
     extra = slot_extra(base_dir, slot_lb, "v1", deploy_hosts_flags=V1_FLAGS)
     res = run_role(extra)
-    assert res["changed"] > 0
+    assert res.stats["changed"] > 0
     doc = fetch(cport)
     assert (doc["version"], doc["slot"]) == ("v1", "canary")
     assert sorted(os.listdir(base_dir)) == ["canary", "supervisor"]
@@ -101,7 +101,7 @@ def test_canary_v1_deploy_then_idempotent(slot_lb, base_dir):
     files = dict((name, read(base_dir, "canary", name)) for name in ("deploy.json", "service.env"))
     pid = doc["pid"]
     again = run_role(extra)
-    assert again["changed"] == 0, again["out"][-4000:]
+    assert again.stats["changed"] == 0, again.output[-4000:]
     assert dict((name, read(base_dir, "canary", name)) for name in files) == files
     assert fetch(cport)["pid"] == pid
 
@@ -109,20 +109,20 @@ def test_canary_v1_deploy_then_idempotent(slot_lb, base_dir):
 def test_v2_into_canary_replaces_v1(slot_lb, base_dir):
     cport, sport = slot_lb.slot_ports["canary"], slot_lb.slot_ports["stable"]
     res = run_role(slot_extra(base_dir, slot_lb, "v1", instance="stable"))
-    assert res["changed"] > 0 and health(sport) == "v1"
+    assert res.stats["changed"] > 0 and health(sport) == "v1"
     assert programs(base_dir) == {"demo-canary": "RUNNING", "demo-stable": "RUNNING"}
     v1_pid = fetch(cport)["pid"]
     v1_env = read(base_dir, "canary", "service.env")
 
     extra = slot_extra(base_dir, slot_lb, "v2", deploy_hosts_flags=V2_FLAGS)
     chk = run_role(extra, check=True)
-    assert chk["changed"] > 0
+    assert chk.stats["changed"] > 0
     doc = fetch(cport)
     assert (doc["version"], doc["pid"]) == ("v1", v1_pid)
     assert record(base_dir) == RECORDED["v1"] and read(base_dir, "canary", "service.env") == v1_env
 
     res = run_role(extra)
-    assert res["changed"] > 0
+    assert res.stats["changed"] > 0
     doc = fetch(cport)
     assert (doc["version"], doc["slot"]) == ("v2", "canary") and doc["pid"] != v1_pid
     assert health(sport) == "v1"
@@ -150,11 +150,11 @@ def test_stop_canary_keeps_its_files(slot_lb, base_dir):
     extra = slot_extra(base_dir, slot_lb, "", deploy_hosts_action="stop")
 
     chk = run_role(extra, check=True)
-    assert chk["changed"] > 0
+    assert chk.stats["changed"] > 0
     assert health(cport) == "v2" and programs(base_dir)["demo-canary"] == "RUNNING"
 
     res = run_role(extra)
-    assert res["changed"] > 0
+    assert res.stats["changed"] > 0
     assert not port_open(cport)
     assert programs(base_dir) == {"demo-canary": "STOPPED", "demo-stable": "RUNNING"}
     assert dict((name, read(base_dir, "canary", name)) for name in files) == files
@@ -164,11 +164,11 @@ def test_stop_canary_keeps_its_files(slot_lb, base_dir):
     assert wait_lb(slot_lb, {"v1"}) == {"v1"}
 
     again = run_role(extra)
-    assert again["changed"] == 0, again["out"][-4000:]
+    assert again.stats["changed"] == 0, again.output[-4000:]
     assert not port_open(cport) and programs(base_dir)["demo-canary"] == "STOPPED"
 
     never = run_role(slot_extra(base_dir, slot_lb, "", deploy_hosts_action="stop", deploy_hosts_instance="nope"))
-    assert never["changed"] == 0, never["out"][-4000:]
+    assert never.stats["changed"] == 0, never.output[-4000:]
     assert "nope" not in os.listdir(base_dir) and "demo-nope" not in programs(base_dir)
 
 
@@ -181,8 +181,10 @@ def test_prune_removes_versions_not_instances(slot_lb, base_dir):
     # without the HAProxy socket no port is protected as live: only the instance rule keeps canary and stable
     res = run_role(service_extra(base_dir, slot_lb, "", 0, deploy_hosts_action="prune", deploy_hosts_instance="canary",
                                  deploy_hosts_keep_versions=1, deploy_hosts_haproxy_socket=""))
-    assert res["changed"] > 0
-    assert set(re.findall(r"remove\.yml for localhost => \(item=([^)]+)\)", res["out"])) == {"x1"}, res["out"][-4000:]
+    assert res.stats["changed"] > 0
+    removed = [item["__deploy_hosts_version"] for task in res.results if task["_task"].endswith(": Remove the old versions")
+               for item in task.get("results", [])]
+    assert removed == ["x1"], res
     assert sorted(os.listdir(base_dir)) == ["canary", "stable", "supervisor", "x2"]
     assert not port_open(ports["x1"]) and health(ports["x2"]) == "x2"
     assert sorted(os.listdir(os.path.join(base_dir, "canary"))) == canary_files
