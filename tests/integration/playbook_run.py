@@ -5,8 +5,9 @@
 callback's output read back.
 
 ``ansible_env(workdir)`` is ansible's environment: no ``ANSIBLE_*`` variable from outside (a developer's shell
-or CI changes nothing; nor ``CONTROLLER_*``/``TOWER_*``, which would point awx.awx at a real AWX), the collection from ``.collections`` (or ``collections``), this venv's Python and tools,
-Ansible's temp dirs and home under ``workdir``; more variables as keywords (``None`` takes one out).
+or CI changes nothing; nor ``CONTROLLER_*``/``TOWER_*``, which would point awx.awx at a real AWX), the
+collection from ``.collections`` (or ``collections``), this venv's Python and tools, Ansible's temp dirs and home
+under ``workdir``; more variables as keywords (``None`` takes one out).
 ``run_playbook(playbook, workdir, ...)`` runs one playbook (a path or an FQCN) with it and returns a
 :class:`PlaybookRun`: ``rc``, ``stdout``, ``stderr``, and with ``callback="json"`` (the default) the parsed
 results of ``host``. ``run_tasks(tasks, workdir, ...)`` writes ``tasks`` as one play on localhost and runs it.

@@ -25,20 +25,14 @@ class Exporter:
         self.workdir = workdir
         self.name = name
         self.port = free_port()
+        self.target = "127.0.0.1:%d" % self.port
+        self.url = "http://%s/metrics" % self.target
         self.control = os.path.join(workdir, "%s-control.json" % name)
         self.conf = {v: dict(c) for v, c in versions.items()}
         self._write()
         self.proc = ManagedProcess(name, [sys.executable, os.path.join(HERE, "exporter.py"), "--port", str(self.port),
                                           "--control", self.control],
                                    os.path.join(workdir, "%s.log" % name), port=self.port)
-
-    @property
-    def url(self):
-        return "http://127.0.0.1:%d/metrics" % self.port
-
-    @property
-    def target(self):
-        return "127.0.0.1:%d" % self.port
 
     def _write(self):
         tmp = self.control + ".tmp"
