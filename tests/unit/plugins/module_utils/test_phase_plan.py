@@ -118,11 +118,11 @@ def test_an_event_split_as_the_docs_declare_it_has_no_problem():
     ({"steps": None}, "rollout_canary.steps: left out (the defaults are HTTP weights) is not accepted with split "
                       "events (accepted: one step"),
     ({"steps": [{"weight": 10}, {"weight": 20}]}, "rollout_canary.steps: [{"),
-    ({"steps": [{"weight": 100, "analysis_seconds": 5}]}, "rollout_canary.steps[0].weight: 100 is not accepted with "
-                                                           "split events (accepted: the cohort's share"),
+    ({"steps": [{"weight": 100, "analysis_seconds": 5}]},
+     "rollout_canary.steps[0].weight: 100 is not accepted with split events (accepted: the cohort's share"),
     ({"steps": [{"weight": 30, "judge": False}]}, "rollout_canary.steps[0].judge: false is not accepted"),
-    ({"thresholds": {"error_rate": 0.05}}, "rollout_canary.gates: none given, so the default gates would look at the canary slots' "
-                           "HTTP requests"),
+    ({"thresholds": {"error_rate": 0.05}},
+     "rollout_canary.gates: none given, so the default gates would look at the canary slots' HTTP requests"),
     ({"events": None}, "rollout_canary.events: null is not accepted (accepted: a mapping with durable, side_flag, "
                        "after_flag, until_flag, consume_flag and cohort_flags)"),
     ({"events": {"durable": "c", "after_flag": "A", "until_flag": "U", "consume_flag": "C", "cohort_flags": ["P"]}},
