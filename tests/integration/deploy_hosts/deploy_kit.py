@@ -28,7 +28,7 @@ def slots(sock):
                 for s in parse_servers_state(runtime_command(sock, "show servers state app")))
 
 
-def run_role(extra, check=False, expect_rc=0, timeout=180):
+def run_role(extra, check=False, expect_rc=0, timeout=420):
     """deploy.yml (the role on localhost) with ``extra`` through tests/integration/playbook_run.py -> PlaybookRun,
     after asserting its rc. Ansible's temp dirs go beside the role's base dir (``<base_dir>-ansible``), not into it."""
     workdir = extra["deploy_hosts_base_dir"].rstrip(os.sep) + "-ansible"
