@@ -18,20 +18,20 @@ import types
 
 import pytest
 
-from tests.integration.deploy_hosts.deploy_kit import ROOT, VENV_BIN, service_extra
+from tests.integration.deploy_hosts.deploy_kit import VENV_BIN, service_extra
 from tests.integration.hosts.ssh_hosts import accepts, alive
+from tests.integration.playbook_run import ansible_env
 
 pytestmark = pytest.mark.slow
 
 PORT = 8101
 
 
-def ansible(tool, *args, expect_rc=0, timeout=300):
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"), ANSIBLE_FORCE_COLOR="0",
-               ANSIBLE_NOCOLOR="1", PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
-               ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_PIPELINING="1", ANSIBLE_RETRY_FILES_ENABLED="0")
-    p = subprocess.run([os.path.join(VENV_BIN, tool)] + list(args), env=env, cwd=ROOT, capture_output=True,
-                       text=True, timeout=timeout, check=False)
+def ansible(tool, workdir, *args, expect_rc=0, timeout=300):
+    """``tool`` (ansible, ansible-playbook) with ``args`` in the harness's environment
+    (tests/integration/playbook_run.py), the default callback's output; asserts its rc."""
+    p = subprocess.run([os.path.join(VENV_BIN, tool)] + list(args), env=ansible_env(workdir), cwd=str(workdir),
+                       capture_output=True, text=True, timeout=timeout, check=False)
     out = p.stdout + p.stderr
     assert p.returncode == expect_rc, "%s rc %d (wanted %d)\n%s" % (tool, p.returncode, expect_rc, out[-6000:])
     return out
@@ -65,7 +65,7 @@ def wait_gone(pids, seconds=15):
 
 def test_ping_reaches_every_host_over_ssh_and_a_stopped_sshd_is_unreachable(ssh_hosts, tmp_path):
     inv = inventory(ssh_hosts, tmp_path)
-    out = ansible("ansible", "all", "-i", inv, "-f", "3", "-m", "ansible.builtin.ping")
+    out = ansible("ansible", tmp_path, "all", "-i", inv, "-f", "3", "-m", "ansible.builtin.ping")
     for name in ssh_hosts.hosts:
         assert re.search(r"^%s \| SUCCESS => " % name, out, re.M), out
         # Ansible logged in through this host's own sshd, with the generated key, as root (the login stays
@@ -75,7 +75,7 @@ def test_ping_reaches_every_host_over_ssh_and_a_stopped_sshd_is_unreachable(ssh_
 
     ssh_hosts.stop_host("app3")
     try:
-        out = ansible("ansible", "all", "-i", inv, "-f", "3", "-m", "ansible.builtin.ping", expect_rc=4)
+        out = ansible("ansible", tmp_path, "all", "-i", inv, "-f", "3", "-m", "ansible.builtin.ping", expect_rc=4)
         assert re.search(r"^app3 \| UNREACHABLE! => ", out, re.M), out
         assert re.search(r"^app1 \| SUCCESS => ", out, re.M) and re.search(r"^app2 \| SUCCESS => ", out, re.M), out
     finally:
@@ -107,7 +107,7 @@ def test_deploy_hosts_installs_and_removes_the_demo_on_three_ssh_hosts_in_parall
     playbook.write_text(json.dumps(play, indent=2))
     inv = inventory(ssh_hosts, base_root)
 
-    out = ansible("ansible-playbook", "-i", inv, "-f", "3", str(playbook))
+    out = ansible("ansible-playbook", base_root, "-i", inv, "-f", "3", str(playbook))
     for name in ssh_hosts.hosts:
         assert re.search(r"^%s\s*: ok=\d+\s+changed=[1-9]\d*\s+unreachable=0\s+failed=0" % name, out, re.M), out
     assert [healthz(a, PORT) for a in addrs] == [(200, "v1")] * 3
@@ -122,12 +122,12 @@ def test_deploy_hosts_installs_and_removes_the_demo_on_three_ssh_hosts_in_parall
         services.append(int(pid))
     assert len(set(supervisords)) == 3 and len(set(services)) == 3 and all(alive(p) for p in supervisords + services)
 
-    out = ansible("ansible-playbook", "-i", inv, "-f", "3", "-e", "deploy_hosts_action=remove", str(playbook))
+    out = ansible("ansible-playbook", base_root, "-i", inv, "-f", "3", "-e", "deploy_hosts_action=remove", str(playbook))
     assert not re.search(r"unreachable=[1-9]|failed=[1-9]", out), out
     assert wait_gone(services) == [] and not [a for a in addrs if accepts(a, PORT)]
     assert not list(base_root.glob("*/v1"))
     # the role leaves supervisord running (it serves the other versions); stop it over SSH too
     conf = str(base_root) + "/{{ inventory_hostname }}/supervisor/supervisord.conf"
-    ansible("ansible", "all", "-i", inv, "-f", "3", "-m", "ansible.builtin.command",
+    ansible("ansible", base_root, "all", "-i", inv, "-f", "3", "-m", "ansible.builtin.command",
             "-a", "%s -c %s shutdown" % (supervisorctl, conf))
     assert wait_gone(supervisords) == []

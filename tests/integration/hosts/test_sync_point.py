@@ -6,13 +6,11 @@ connections: what is under test is the play's logic, not SSH): every host goes o
 fails together, naming the cause, when one host recorded a failure or when a host (the leader among them) left the
 play. The leader lists the recorded failures once; the others read only its mark."""
 import json
-import os
 import re
-import subprocess
 
 import pytest
 
-from tests.integration.hosts.site_kit import BIN, ROOT, ansible_env
+from tests.integration.playbook_run import run_playbook
 
 PLAY = [{"hosts": "app", "gather_facts": False, "tasks": [
     {"name": "a host records a failure", "when": "inventory_hostname in fail_hosts",
@@ -28,15 +26,11 @@ PLAY = [{"hosts": "app", "gather_facts": False, "tasks": [
 def run(tmp_path, fail_hosts=(), lose_hosts=()):
     (tmp_path / "play.yml").write_text(json.dumps(PLAY))
     (tmp_path / "hosts.ini").write_text("[app]\napp1\napp2\napp3\n[app:vars]\nansible_connection=local\n")
-    proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "hosts.ini", "play.yml", "-e",
-                           json.dumps({"fail_hosts": list(fail_hosts), "lose_hosts": list(lose_hosts),
-                                       "ansible_python_interpreter": os.path.join(BIN, "python")})],
-                          cwd=str(tmp_path), env=ansible_env(os.path.join(ROOT, ".collections")),
-                          capture_output=True, text=True, timeout=300, check=False)
-    out = proc.stdout + proc.stderr
+    run = run_playbook(tmp_path / "play.yml", tmp_path, inventory=tmp_path / "hosts.ini", callback="default",
+                       extra_vars={"fail_hosts": list(fail_hosts), "lose_hosts": list(lose_hosts)})
     recap = dict((h, (int(ok), int(failed))) for h, ok, failed in
-                 re.findall(r"^(app\d)\s+: ok=(\d+)\s+changed=\d+\s+unreachable=\d+\s+failed=(\d+)", out, re.M))
-    return proc.returncode, out, recap
+                 re.findall(r"^(app\d)\s+: ok=(\d+)\s+changed=\d+\s+unreachable=\d+\s+failed=(\d+)", run.output, re.M))
+    return run.rc, run.output, recap
 
 
 def failed_with(out, message):
