@@ -192,7 +192,7 @@ def split_problems(phase, given, plan, kind="hosts", schema=None, nats=None, fai
         elif isinstance(steps[0], dict) and steps[0].get("judge") is False:
             out.append("%s.steps[0].judge: false is not accepted with split events (accepted: true; the judge "
                        "decides on the events)" % field)
-    if not (plan.get("gates") or []) and (plan.get("thresholds") or {}):
+    if not plan.get("gates") and plan.get("thresholds"):
         out.append("%s.gates: none given, so the default gates would look at the canary slots' HTTP requests, which "
                    "take no traffic with split events (no data fails them) (accepted: gates on the event metrics, or "
                    "thresholds: {} for none)" % field)
