@@ -13,6 +13,7 @@ would double the test's time):
 
 * a healthy v2 is promoted: it took exactly the cohort's events between the split's two fences (read from the
   ledger), the stable v1 everything else, every event once;
+* a canary durable left by an interrupted split refuses the next canary before any change;
 * v3 fails 10 % of its events (nak, redelivered): the judge fails it, the phase rolls back - the canary stops, the
   stable slots take every event again and the stable durable is replayed from the rollout start - and every event
   is recorded exactly once by a healthy version (the cohort's events v3 handled were replayed to v1).
@@ -32,8 +33,9 @@ import yaml
 
 from demo.repos import REPOSITORIES
 from demo.service import cohort
-from demo.stack.local import LocalStack
-from demo.testkit import consumer_info, read_published, wait_for
+from demo.stack.local import STREAM, LocalStack
+from demo.testkit import consumer_info, js_call, read_published, wait_for
+from demo.testkit import run as run_js
 from tests.integration.playbook_run import ansible_env, run_playbook
 
 pytestmark = pytest.mark.slow
@@ -260,6 +262,22 @@ def test_a_healthy_consumer_canary_takes_exactly_its_cohort_between_the_fences_a
     assert all(r["version"] == "v1" for r in recs if r["seq"] > until or r["seq"] <= fence)
     print("consumer canary v2: canary phase %.0f s; %s (%s); split over sequences %d..%d, %d events taken by v2 of "
           "%d" % (canary_s, judge["evidence"]["verdict"], judge["reason"], fence + 1, until, len(v2), len(events)))
+
+
+def test_the_split_of_an_interrupted_canary_left_behind_refuses_the_phase_before_any_change(site):
+    from nats.js.api import AckPolicy, ConsumerConfig
+    url = site.info["nats"]["url"]
+    # the canary's durable exists only while a split runs: one left behind is an interrupted canary's
+    left = ConsumerConfig(durable_name=CANARY_DURABLE, ack_policy=AckPolicy.EXPLICIT)
+    run_js(js_call(url, lambda js: js.add_consumer(STREAM, left)))
+    try:
+        run, dummy = site.play("canary", "v3", extra={"cc_analysis_seconds": 5})
+    finally:
+        run_js(js_call(url, lambda js: js.delete_consumer(STREAM, CANARY_DURABLE)))
+    assert run.rc != 0
+    assert "rollout_canary.events.durable: %s exists on stream %s" % (CANARY_DURABLE, STREAM) in run.stdout, \
+        run.stdout[-3000:]
+    assert "nothing changed" in run.stdout and site.ledger("v3") == []  # refused before the phase started
 
 
 def test_a_consumer_canary_failing_10_percent_of_its_events_is_rolled_back_and_stable_gets_them_all(site):
