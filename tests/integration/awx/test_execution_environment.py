@@ -141,19 +141,43 @@ def test_runtime_requirements_cover_every_import_and_nothing_of_development():
         assert "-r requirements.txt" in f.read().split("\n")
 
 
+class _AnyTagLoader(yaml.SafeLoader):
+    """safe_load that reads Ansible's tags (``!unsafe``, ``!vault``) as plain values."""
+
+
+def _any_tag(loader, dummy_suffix, node):
+    return loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode) else None
+
+
+_AnyTagLoader.add_multi_constructor("!", _any_tag)
+
+
+def _keys(node):
+    """Every mapping key in a YAML document (task keys name modules; messages and other values are not keys)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield str(key)
+            yield from _keys(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _keys(item)
+
+
 def _fqcns(*dirs):
-    pattern = re.compile(r"^\s*-?\s*([a-z_]+\.[a-z_]+)\.[a-z_0-9]+:", re.MULTILINE)
-    group = re.compile(r"group/([a-z_]+\.[a-z_]+)\.")
+    """{collection: {files}} of the modules and action groups (``group/ns.coll.name``) the YAML under ``dirs`` uses,
+    read from the mapping keys (a dotted name in a message or a value is no module call)."""
+    fqcn = re.compile(r"^(?:group/)?([a-z_]+\.[a-z_]+)\.[a-z_0-9]+$")
     found = {}
     for d in dirs:
         for base, _dirs, files in os.walk(os.path.join(ROOT, d)):
             for name in files:
                 if name.endswith((".yml", ".yaml")):
                     with open(os.path.join(base, name)) as f:
-                        text = f.read()
-                    for coll in pattern.findall(text) + group.findall(text):
-                        if coll not in ("ansible.builtin", "stagegate.rollout"):
-                            found.setdefault(coll, set()).add(os.path.relpath(os.path.join(base, name), ROOT))
+                        doc = yaml.load(f, Loader=_AnyTagLoader)  # noqa: S506 (a SafeLoader)
+                    for key in _keys(doc):
+                        m = fqcn.match(key)
+                        if m and m.group(1) not in ("ansible.builtin", "stagegate.rollout"):
+                            found.setdefault(m.group(1), set()).add(os.path.relpath(os.path.join(base, name), ROOT))
     return found
 
 
