@@ -51,12 +51,11 @@ lint:
 	ANSIBLE_HOME=$(ROOT)/.cache/ansible-lint ansible-lint --profile production --offline
 
 # Three parts (most of a rollout test is waiting on analysis windows): each with its own pytest temp dir; the
-# SSH host suites (hosts: 127.0.0.11-13; faults: 127.0.0.21, blue_green: 127.0.0.31-32) sit in different parts.
+# SSH host suites (hosts: 127.0.0.11-13; faults: 127.0.0.21, blue_green: 127.0.0.31-32) use distinct addresses.
 # In `make test` part C follows the checks, so the three lanes end about together. Each part prints its output
 # when it ends, its slowest tests last.
-INTEGRATION_A := tests/integration/hosts tests/integration/jetstream tests/integration/awx
-INTEGRATION_C := $(wildcard tests/integration/demo tests/integration/blue_green tests/integration/kubernetes \
-                   tests/integration/consumer_canary)
+INTEGRATION_A := tests/integration/hosts tests/integration/blue_green tests/integration/jetstream tests/integration/awx
+INTEGRATION_C := $(wildcard tests/integration/demo tests/integration/kubernetes tests/integration/consumer_canary)
 INTEGRATION_B := $(filter-out $(INTEGRATION_A) $(INTEGRATION_C) %/__pycache__,$(patsubst %/,%,$(wildcard tests/integration/*/)))
 integration:
 	$(MAKE) -j3 --output-sync=target --no-print-directory integration-a integration-b integration-c
