@@ -276,10 +276,8 @@ def write_inventory(info):
     if os.path.isdir(dest):
         shutil.rmtree(dest)
     shutil.copytree(INVENTORY_SOURCE, dest)
-    # pipelining: a module runs in one process fed on stdin, no temporary directory made, copied into and removed
-    # (four fewer commands per task; the local connection has no become, so nothing stands against it)
     hosts = {"all": {"children": {"demo_app": {"hosts": {"localhost": {
-        "ansible_connection": "local", "ansible_pipelining": True, "ansible_python_interpreter": info["python"]}}}}}}
+        "ansible_connection": "local", "ansible_python_interpreter": info["python"]}}}}}}
     stack = {"workdir": info["workdir"], "python": info["python"], "repo_root": info["repo_root"],
              "bin_dir": playbook.BIN, "publish_dir": info["publish_dir"], "faults_file": info["faults_file"],
              "nats": {k: info["nats"][k] for k in ("url", "stream", "subjects", "durable")},
