@@ -107,7 +107,7 @@ def _event_config_problems(field, events, flags, schema):
                 % (field, _json(events), ", ".join(EVENT_FLAG_FIELDS))]
     if not isinstance(events.get("durable"), str) or not events.get("durable"):
         out.append("%s.events.durable: %s is not accepted (accepted: the name of the canary slots' own JetStream "
-                   "durable, e.g. org-brain-canary)" % (field, _json(events.get("durable"))))
+                   "durable, e.g. orders-worker-canary)" % (field, _json(events.get("durable"))))
     names = []
     for key in EVENT_FLAG_FIELDS:
         name = events.get(key)
@@ -122,7 +122,7 @@ def _event_config_problems(field, events, flags, schema):
     cohort = events.get("cohort_flags")
     if not isinstance(cohort, list) or not cohort or not all(isinstance(n, str) and n for n in cohort):
         out.append("%s.events.cohort_flags: %s is not accepted (accepted: a non-empty list of the flags that draw the "
-                   "cohort, given in %s.flags, e.g. [CODEX_EVENT_COHORT_PERCENT, CODEX_EVENT_COHORT_SEED])"
+                   "cohort, given in %s.flags, e.g. [COHORT_PERCENT, COHORT_SEED])"
                    % (field, _json(cohort), field))
         cohort = []
     for name in cohort:
@@ -145,9 +145,9 @@ def _event_config_problems(field, events, flags, schema):
     return out
 
 
-_FLAG_EXAMPLES = {"side_flag": "CODEX_EVENTS (all | cohort | rest)",
-                  "after_flag": "CODEX_EVENT_SPLIT_AFTER_SEQ", "until_flag": "CODEX_EVENT_SPLIT_UNTIL_SEQ",
-                  "consume_flag": "CODEX_PUBLISH_ENABLED (false pauses the consumer)"}
+_FLAG_EXAMPLES = {"side_flag": "EVENTS_SIDE (all | cohort | rest)",
+                  "after_flag": "EVENTS_AFTER_SEQ", "until_flag": "EVENTS_UNTIL_SEQ",
+                  "consume_flag": "CONSUMER_ENABLED (false pauses the consumer)"}
 
 
 def split_problems(phase, given, plan, kind="hosts", schema=None, nats=None, failure_policy="rollback"):
