@@ -127,7 +127,7 @@ def test_an_event_split_as_the_docs_declare_it_has_no_problem():
                        "after_flag, until_flag, consume_flag and cohort_flags)"),
     ({"events": {"durable": "c", "after_flag": "A", "until_flag": "U", "consume_flag": "C", "cohort_flags": ["P"]}},
      "rollout_canary.events.side_flag: null is not accepted (accepted: the name of the consumer's flag, e.g. "
-     "CODEX_EVENTS (all | cohort | rest))"),
+     "EVENTS_SIDE (all | cohort | rest))"),
     ({"events": {"durable": "c", "side_flag": "A", "after_flag": "A", "until_flag": "U", "consume_flag": "C",
                  "cohort_flags": ["CODEX_EVENT_COHORT_SEED"]}},
      'rollout_canary.events: the split flags ["A", "A", "U", "C"] are not distinct'),
