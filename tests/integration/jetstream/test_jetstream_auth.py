@@ -4,6 +4,8 @@
 """Authentication against a nats-server that requires a user and password; secrets never in the output."""
 import json
 
+import pytest
+
 WRONG = "Wr0ng-Pw-c0ffee5eed"
 STREAM = {"name": "EVENTS", "subjects": ["events.>"], "max_age": "72h"}
 
@@ -109,31 +111,27 @@ def _good_and_wrong(playbook, tmp_path, url, good, wrong, secrets, servers=None)
     return run
 
 
-def test_token_auth(token_nats_server, playbook, nats_tools, tmp_path):
-    srv = token_nats_server
-    wrong = "tok-" + "0badc0de" * 3
-    run = _good_and_wrong(playbook, tmp_path, srv.url, {"token": srv.token}, {"token": wrong}, [srv.token, wrong])
+WRONG_TOKEN = "tok-" + "0badc0de" * 3
+# per server fixture: the right and a wrong credential (module options), the secrets that must not be shown,
+# and the nats-py connect options that read the stream back
+CREDENTIALS = {
+    "token_nats_server": lambda srv: ({"token": srv.token}, {"token": WRONG_TOKEN}, [srv.token, WRONG_TOKEN],
+                                      {"token": srv.token}),
+    "nkey_nats_server": lambda srv: ({"nkey_seed": srv.seed}, {"nkey_seed": srv.other_seed},
+                                     [srv.seed, srv.other_seed], {"nkeys_seed_str": srv.seed}),
+    "creds_nats_server": lambda srv: ({"creds_file": srv.creds}, {"creds_file": srv.foreign_creds},
+                                      [srv.seed, srv.foreign_seed], {"user_credentials": srv.creds}),
+}
+
+
+@pytest.mark.parametrize("server", list(CREDENTIALS))
+def test_credential_auth(server, request, playbook, nats_tools, tmp_path):
+    srv = request.getfixturevalue(server)
+    good, wrong, secrets, connect = CREDENTIALS[server](srv)
+    run = _good_and_wrong(playbook, tmp_path, srv.url, good, wrong, secrets)
     assert "refused the credentials" in run.stdout and srv.url in run.stdout
-    info = nats_tools.stream_config(srv.url, "EVENTS", token=srv.token)
+    info = nats_tools.stream_config(srv.url, "EVENTS", **connect)
     assert info["config"]["max_age"] == 72 * 3600 * 10 ** 9  # the refused 24h changed nothing
-
-
-def test_nkey_seed_auth(nkey_nats_server, playbook, nats_tools, tmp_path):
-    srv = nkey_nats_server
-    run = _good_and_wrong(playbook, tmp_path, srv.url, {"nkey_seed": srv.seed}, {"nkey_seed": srv.other_seed},
-                          [srv.seed, srv.other_seed])
-    assert "refused the credentials" in run.stdout
-    info = nats_tools.stream_config(srv.url, "EVENTS", nkeys_seed_str=srv.seed)
-    assert info["config"]["max_age"] == 72 * 3600 * 10 ** 9
-
-
-def test_creds_file_auth(creds_nats_server, playbook, nats_tools, tmp_path):
-    srv = creds_nats_server
-    run = _good_and_wrong(playbook, tmp_path, srv.url, {"creds_file": srv.creds}, {"creds_file": srv.foreign_creds},
-                          [srv.seed, srv.foreign_seed])
-    assert "refused the credentials" in run.stdout
-    info = nats_tools.stream_config(srv.url, "EVENTS", user_credentials=srv.creds)
-    assert info["config"]["max_age"] == 72 * 3600 * 10 ** 9
 
 
 def _key_body(path):

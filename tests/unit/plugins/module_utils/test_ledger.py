@@ -84,34 +84,33 @@ def test_edited_line_is_named_by_seq(ledger, victim):
     assert "edited" in state["problem"]
 
 
-def test_edit_with_recomputed_hash_breaks_the_next_link(ledger):
-    add(ledger, 5)
-    lines = lines_of(ledger)
+def _edit_and_recompute_hash(lines):
     entry = json.loads(lines[2])
     entry["evidence"]["observed"] = 0.001
     entry["hash"] = entry_hash(entry)  # a careful forger
     lines[2] = canonical_json(entry)
-    write_lines(ledger, lines)
-    state = ledger.verify()
-    assert not state["valid"] and state["broken_seq"] == 4 and "prev_hash" in state["problem"]
 
 
-def test_removed_line_detected(ledger):
-    add(ledger, 5)
-    lines = lines_of(ledger)
+def _remove_line(lines):
     del lines[2]
-    write_lines(ledger, lines)
-    state = ledger.verify()
-    assert not state["valid"] and state["broken_seq"] == 3 and "seq is 4" in state["problem"]
 
 
-def test_reordered_lines_detected(ledger):
+def _swap_lines(lines):
+    lines[1], lines[2] = lines[2], lines[1]
+
+
+@pytest.mark.parametrize("tamper, broken_seq, problem", [
+    (_edit_and_recompute_hash, 4, "prev_hash"),  # the edited entry is consistent; the next link breaks
+    (_remove_line, 3, "seq is 4"),
+    (_swap_lines, 2, ""),
+], ids=["edit_with_recomputed_hash_breaks_the_next_link", "removed_line", "reordered_lines"])
+def test_tampering_is_detected_at_the_first_broken_link(ledger, tamper, broken_seq, problem):
     add(ledger, 5)
     lines = lines_of(ledger)
-    lines[1], lines[2] = lines[2], lines[1]
+    tamper(lines)
     write_lines(ledger, lines)
     state = ledger.verify()
-    assert not state["valid"] and state["broken_seq"] == 2
+    assert not state["valid"] and state["broken_seq"] == broken_seq and problem in state["problem"]
 
 
 def test_garbage_line_detected(ledger):

@@ -382,29 +382,28 @@ def text_provider(pages, **spec):
     return p, clock
 
 
-PAGE1 = """# TYPE req counter
-req_total{version="v1",code="200"} 1000
-req_total{version="v1",code="500"} 10
-req_total{version="v2",code="200"} 100
-# TYPE lat histogram
-lat_bucket{version="v1",le="0.1"} 500
-lat_bucket{version="v1",le="0.2"} 900
-lat_bucket{version="v1",le="+Inf"} 1000
-lat_count{version="v1"} 1000
-lat_sum{version="v1"} 120
-"""
-PAGE2 = """# TYPE req counter
-req_total{version="v1",code="200"} 1990
-req_total{version="v1",code="500"} 20
-req_total{version="v2",code="200"} 40
-req_total{version="v2",code="500"} 10
-# TYPE lat histogram
-lat_bucket{version="v1",le="0.1"} 1000
-lat_bucket{version="v1",le="0.2"} 1800
-lat_bucket{version="v1",le="+Inf"} 2000
-lat_count{version="v1"} 2000
-lat_sum{version="v1"} 240
-"""
+def text_page(counter, requests, histogram, buckets, sums=None):
+    """A /metrics page (Prometheus text format): one ``counter`` series per item of ``requests`` (labels ->
+    count), the ``_bucket`` series of ``histogram`` per item of ``buckets`` (labels -> [(le, count), ...]) and,
+    per item of ``sums`` (labels -> seconds), its ``_count`` (the +Inf bucket) and ``_sum``."""
+    lines = ["# TYPE %s counter" % counter]
+    lines += ["%s{%s} %s" % (counter, labels, count) for labels, count in requests.items()]
+    lines.append("# TYPE %s histogram" % histogram)
+    for labels, counts in buckets.items():
+        lines += ['%s_bucket{%s,le="%s"} %s' % (histogram, labels, le, count) for le, count in counts]
+    for labels, total in (sums or {}).items():
+        lines += ["%s_count{%s} %s" % (histogram, labels, buckets[labels][-1][1]),
+                  "%s_sum{%s} %s" % (histogram, labels, total)]
+    return "\n".join(lines) + "\n"
+
+
+# two scrapes 10 s apart: v1 200/500 counters, v2 restarted (100 -> 40) with a new 500 series, v1 latencies
+V1_OK, V1_ERR, V2_OK, V2_ERR = ('version="v1",code="200"', 'version="v1",code="500"', 'version="v2",code="200"',
+                                'version="v2",code="500"')
+PAGE1 = text_page("req_total", {V1_OK: 1000, V1_ERR: 10, V2_OK: 100},
+                  "lat", {'version="v1"': [("0.1", 500), ("0.2", 900), ("+Inf", 1000)]}, sums={'version="v1"': 120})
+PAGE2 = text_page("req_total", {V1_OK: 1990, V1_ERR: 20, V2_OK: 40, V2_ERR: 10},
+                  "lat", {'version="v1"': [("0.1", 1000), ("0.2", 1800), ("+Inf", 2000)]}, sums={'version="v1"': 240})
 
 
 def test_text_rate_increase_waits_once_and_handles_resets():
@@ -423,23 +422,14 @@ def test_text_rate_increase_waits_once_and_handles_resets():
     assert p.waited == pytest.approx(10.0)        # no second wait inside the round
 
 
-PHASE_PAGE1 = """# TYPE http_requests_total counter
-http_requests_total{job="codex",slot="stable",code="200"} 1000
-http_requests_total{job="codex",slot="canary",code="200"} 100
-# TYPE http_request_duration_seconds histogram
-http_request_duration_seconds_bucket{job="codex",slot="canary",le="0.1"} 90
-http_request_duration_seconds_bucket{job="codex",slot="canary",le="1.0"} 100
-http_request_duration_seconds_bucket{job="codex",slot="canary",le="+Inf"} 100
-"""
-PHASE_PAGE2 = """# TYPE http_requests_total counter
-http_requests_total{job="codex",slot="stable",code="200"} 2000
-http_requests_total{job="codex",slot="canary",code="200"} 190
-http_requests_total{job="codex",slot="canary",code="503"} 10
-# TYPE http_request_duration_seconds histogram
-http_request_duration_seconds_bucket{job="codex",slot="canary",le="0.1"} 180
-http_request_duration_seconds_bucket{job="codex",slot="canary",le="1.0"} 200
-http_request_duration_seconds_bucket{job="codex",slot="canary",le="+Inf"} 200
-"""
+# a phase's target scraped twice: stable and canary requests, the canary's latency histogram
+STABLE_OK, CANARY_OK, CANARY_ERR = ('job="codex",slot="stable",code="200"', 'job="codex",slot="canary",code="200"',
+                                    'job="codex",slot="canary",code="503"')
+PHASE_PAGE1 = text_page("http_requests_total", {STABLE_OK: 1000, CANARY_OK: 100}, "http_request_duration_seconds",
+                        {'job="codex",slot="canary"': [("0.1", 90), ("1.0", 100), ("+Inf", 100)]})
+PHASE_PAGE2 = text_page("http_requests_total", {STABLE_OK: 2000, CANARY_OK: 190, CANARY_ERR: 10},
+                        "http_request_duration_seconds",
+                        {'job="codex",slot="canary"': [("0.1", 180), ("1.0", 200), ("+Inf", 200)]})
 
 
 def test_text_answers_the_phases_default_queries():
