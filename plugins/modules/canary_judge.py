@@ -31,6 +31,7 @@ author:
   - stagegate.rollout contributors (@stagegate)
 extends_documentation_fragment:
   - stagegate.rollout.metric_provider
+  - stagegate.rollout.state_file
   - stagegate.rollout.on_fail
   - stagegate.rollout.action_group.metrics
 options:
@@ -169,7 +170,6 @@ options:
     type: int
     default: 0
 notes:
-  - Supports check mode (the state is computed and returned but O(state_file) is not written).
   - Tokens, passwords and the userinfo of provider URLs are C(no_log) values and are removed from every message
     and result.
   - A C(fail) verdict does not fail the task; use C(failed_when) or branch on RV(verdict).
@@ -178,13 +178,6 @@ notes:
     time left) and a verdict line at the end, so a long analysis is never silent.
 seealso:
   - module: stagegate.rollout.drift_monitor
-attributes:
-  check_mode:
-    description: Computes the verdict and the new state without writing O(state_file).
-    support: full
-  diff_mode:
-    description: Nothing to diff; the state file is internal.
-    support: none
 """
 
 EXAMPLES = r"""

@@ -68,29 +68,28 @@ attributes:
 """
 
 EXAMPLES = r"""
-- name: Freeze the release definition at staging
-  stagegate.rollout.config_fingerprint:
-    data:
-      version: "{{ release_version }}"
-      flags: "{{ phase_flags }}"
-      thresholds: "{{ gate_thresholds }}"
-      retention: "{{ jetstream_retention }}"
-    files:
-      - charts/codex
-    base_dir: "{{ playbook_dir }}/.."
-    dest: /var/lib/stagegate/{{ release_version }}.fingerprint.json
+# The release definition is written once (module_defaults): frozen at staging, checked before each later phase.
+- name: Fingerprint the release definition
+  module_defaults:
+    stagegate.rollout.config_fingerprint:
+      data:
+        version: "{{ release_version }}"
+        flags: "{{ phase_flags }}"
+        thresholds: "{{ gate_thresholds }}"
+        retention: "{{ jetstream_retention }}"
+      files:
+        - charts/codex
+      base_dir: "{{ playbook_dir }}/.."
+  block:
+    - name: Freeze the release definition at staging
+      stagegate.rollout.config_fingerprint:
+        dest: /var/lib/stagegate/{{ release_version }}.fingerprint.json
+      when: rollout_phase == "staging"
 
-- name: Refuse the canary when the definition changed since staging
-  stagegate.rollout.config_fingerprint:
-    data:
-      version: "{{ release_version }}"
-      flags: "{{ phase_flags }}"
-      thresholds: "{{ gate_thresholds }}"
-      retention: "{{ jetstream_retention }}"
-    files:
-      - charts/codex
-    base_dir: "{{ playbook_dir }}/.."
-    expected_file: /var/lib/stagegate/{{ release_version }}.fingerprint.json
+    - name: Refuse a later phase when the definition changed since staging
+      stagegate.rollout.config_fingerprint:
+        expected_file: /var/lib/stagegate/{{ release_version }}.fingerprint.json
+      when: rollout_phase != "staging"
 """
 
 RETURN = r"""

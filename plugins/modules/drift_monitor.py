@@ -27,6 +27,7 @@ author:
   - stagegate.rollout contributors (@stagegate)
 extends_documentation_fragment:
   - stagegate.rollout.metric_provider
+  - stagegate.rollout.state_file
   - stagegate.rollout.action_group.metrics
 options:
   value:
@@ -74,17 +75,9 @@ options:
     type: bool
     default: false
 notes:
-  - Supports check mode (the new state is computed and returned but O(state_file) is not written).
   - An alarm does not fail the task; branch on RV(alarm) and RV(escalate).
 seealso:
   - module: stagegate.rollout.canary_judge
-attributes:
-  check_mode:
-    description: Computes the verdict and the new state without writing O(state_file).
-    support: full
-  diff_mode:
-    description: Nothing to diff; the state file is internal.
-    support: none
 """
 
 EXAMPLES = r"""
