@@ -129,13 +129,18 @@ def validate_request(backend, weights=None, groups=None, split=None, states=None
             errors.append(exc.msg)
             return None
 
+    def server_values(mapping, field, check):
+        """``mapping`` (server name -> value) with every name and value checked; the bad ones left out."""
+        out = {}
+        for name, value in (mapping or {}).items():
+            if guard(_check_name, name, "%s key" % field) is not None:
+                v = guard(check, value, "%s.%s" % (field, name))
+                if v is not None:
+                    out[name] = v
+        return out
+
     guard(_check_name, backend, "backend")
-    norm_weights = {}
-    for name, w in (weights or {}).items():
-        if guard(_check_name, name, "weights key") is not None:
-            v = guard(_int_weight, w, "weights.%s" % name)
-            if v is not None:
-                norm_weights[name] = v
+    norm_weights = server_values(weights, "weights", _int_weight)
     norm_groups = {}
     owner = {}
     if groups is not None and not isinstance(groups, dict):
@@ -206,15 +211,10 @@ def validate_request(backend, weights=None, groups=None, split=None, states=None
                 errors.append("state.%s: server %r is also given state %r through its group"
                               % (key, key, norm_states[key]))
             norm_states[key] = st
-    norm_addresses = {}
     if addresses is not None and not isinstance(addresses, dict):
         errors.append("addresses: %r is not accepted; give a mapping of server name to 'IP:PORT'" % (addresses,))
         addresses = {}
-    for name, value in (addresses or {}).items():
-        if guard(_check_name, name, "addresses key") is not None:
-            v = guard(parse_server_address, value, "addresses.%s" % name)
-            if v is not None:
-                norm_addresses[name] = v
+    norm_addresses = server_values(addresses, "addresses", parse_server_address)
     if errors:
         raise ValidationError("; ".join(errors), errors=errors)
     return {"backend": backend, "weights": norm_weights, "groups": norm_groups, "split": norm_split,

@@ -514,45 +514,46 @@ def ns_to_seconds(ns):
     return ns / float(SECOND)
 
 
-def stream_config_for_return(config):
-    """A server stream configuration with its durations in seconds ({} for None)."""
+def _config_for_return(config, duration_fields):
+    """A server configuration with its ``duration_fields`` in seconds ({} for None)."""
     if not config:
         return {}
     out = dict(config)
-    for field in STREAM_DURATION_FIELDS:
+    for field in duration_fields:
         if field in out:
             out[field] = ns_to_seconds(out[field])
     return out
 
 
+def stream_config_for_return(config):
+    """A server stream configuration with its durations in seconds ({} for None)."""
+    return _config_for_return(config, STREAM_DURATION_FIELDS)
+
+
 def consumer_config_for_return(config):
-    if not config:
-        return {}
-    out = dict(config)
-    for field in CONSUMER_DURATION_FIELDS:
-        if field in out:
-            out[field] = ns_to_seconds(out[field])
+    """A server consumer configuration with its durations (and ``backoff``) in seconds ({} for None)."""
+    out = _config_for_return(config, CONSUMER_DURATION_FIELDS)
     if isinstance(out.get("backoff"), list):
         out["backoff"] = [ns_to_seconds(v) for v in out["backoff"]]
     return out
 
 
-def stream_info_for_return(info):
-    """Stream info (config, state, created, ...) with the config's durations in seconds."""
+def _info_for_return(info, config_for_return):
     if not info:
         return {}
     out = dict(info)
-    out["config"] = stream_config_for_return(info.get("config"))
+    out["config"] = config_for_return(info.get("config"))
     return out
+
+
+def stream_info_for_return(info):
+    """Stream info (config, state, created, ...) with the config's durations in seconds."""
+    return _info_for_return(info, stream_config_for_return)
 
 
 def consumer_info_for_return(info):
     """Consumer info (config, num_pending, delivered, ...) with the config's durations in seconds."""
-    if not info:
-        return {}
-    out = dict(info)
-    out["config"] = consumer_config_for_return(info.get("config"))
-    return out
+    return _info_for_return(info, consumer_config_for_return)
 
 
 __all__ = ["ACK_POLICY_CHOICES", "CONSUMER_CREATE_DEFAULTS", "CONSUMER_DEFAULTS", "CONSUMER_DURATION_FIELDS",

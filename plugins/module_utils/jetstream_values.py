@@ -45,6 +45,14 @@ def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _check_given(value, field, accepted):
+    """A value is given and is not a boolean (YAML's ``yes``/``no`` are not numbers here)."""
+    if value is None:
+        raise JetStreamConfigError("%s: a value is required; expected %s" % (field, accepted))
+    if isinstance(value, bool):
+        raise JetStreamConfigError("%s: %r is a boolean; expected %s" % (field, value, accepted))
+
+
 def parse_duration(value, field, unlimited=False, allow_zero=True):
     """Parse a duration into nanoseconds.
 
@@ -53,10 +61,7 @@ def parse_duration(value, field, unlimited=False, allow_zero=True):
     ``unlimited`` is true, ``-1`` (returned as 0: JetStream's "no limit" for ages).
     """
     accepted = DURATION_HELP + (", 0 or -1 for unlimited" if unlimited else "")
-    if value is None:
-        raise JetStreamConfigError("%s: a value is required; expected %s" % (field, accepted))
-    if isinstance(value, bool):
-        raise JetStreamConfigError("%s: %r is a boolean; expected %s" % (field, value, accepted))
+    _check_given(value, field, accepted)
     if _is_number(value):
         seconds = value
         if not math.isfinite(seconds):
@@ -113,10 +118,7 @@ def format_duration(ns):
 def parse_size(value, field, allow_unlimited=True, maximum=INT64_MAX):
     """Parse a size into bytes: integers, ``10GB``, ``512MiB``; ``-1`` (and 0) mean unlimited -> -1."""
     accepted = SIZE_HELP + (", or -1 for unlimited" if allow_unlimited else "")
-    if value is None:
-        raise JetStreamConfigError("%s: a value is required; expected %s" % (field, accepted))
-    if isinstance(value, bool):
-        raise JetStreamConfigError("%s: %r is a boolean; expected %s" % (field, value, accepted))
+    _check_given(value, field, accepted)
     if _is_number(value):
         if isinstance(value, float):
             if not math.isfinite(value):
@@ -159,10 +161,7 @@ def parse_count(value, field, allow_unlimited=True, minimum=1, maximum=INT64_MAX
     0 is read as unlimited too when ``allow_unlimited`` (JetStream stores 0 as -1).
     """
     accepted = "an integer >= %d%s" % (minimum, " or -1 for unlimited" if allow_unlimited else "")
-    if value is None:
-        raise JetStreamConfigError("%s: a value is required; expected %s" % (field, accepted))
-    if isinstance(value, bool):
-        raise JetStreamConfigError("%s: %r is a boolean; expected %s" % (field, value, accepted))
+    _check_given(value, field, accepted)
     if isinstance(value, float):
         if not math.isfinite(value) or value != int(value):
             raise JetStreamConfigError("%s: %r is not a whole number; expected %s" % (field, value, accepted))

@@ -136,10 +136,14 @@ class PromQLParser(object):
         return node
 
     def additive(self):
-        node = self.term()
-        while self.peek() and self.peek()[1] in ("+", "-") and self.peek()[0] == "op":
+        return self._binary(("+", "-"), self.term)
+
+    def _binary(self, operators, operand):
+        """Left-associative ``operand (op [on|ignoring (...)] operand)*`` for the ``operators`` of one precedence."""
+        node = operand()
+        while self.peek() and self.peek()[1] in operators and self.peek()[0] == "op":
             op = self.take()[1]
-            node = ("binop", op, node, self.matching(), self.term())
+            node = ("binop", op, node, self.matching(), operand())
         self._no_comparison()
         return node
 
@@ -149,12 +153,7 @@ class PromQLParser(object):
             self.error("operator %s is not supported (put thresholds in the check: lt, gt, between ...)" % tok[1])
 
     def term(self):
-        node = self.unary()
-        while self.peek() and self.peek()[1] in ("*", "/") and self.peek()[0] == "op":
-            op = self.take()[1]
-            node = ("binop", op, node, self.matching(), self.unary())
-        self._no_comparison()
-        return node
+        return self._binary(("*", "/"), self.unary)
 
     def matching(self):
         tok = self.peek()

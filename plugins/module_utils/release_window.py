@@ -92,28 +92,35 @@ def _moment(value, zone, field, end=False):
     return moment if moment.tzinfo else moment.replace(tzinfo=zone)
 
 
+def _check_keys(value, where, keys):
+    """``value`` must be a dict with no keys but ``keys``."""
+    if not isinstance(value, dict):
+        raise WindowError("%s must be a dict {%s}, got %r" % (where, ", ".join(keys), value))
+    unknown = sorted(set(value) - set(keys))
+    if unknown:
+        raise WindowError("%s: unknown keys %s (accepted: %s)" % (where, ", ".join(unknown), ", ".join(keys)))
+
+
+def _entries(spec, key, field, keys):
+    """``(where, entry)`` of the list ``spec[key]`` (none when missing), each entry checked by _check_keys."""
+    items = spec.get(key) or []
+    if not isinstance(items, list):
+        raise WindowError("%s.%s must be a list of {%s}, got %r" % (field, key, ", ".join(keys), items))
+    for i, item in enumerate(items):
+        where = "%s.%s[%d]" % (field, key, i)
+        _check_keys(item, where, keys)
+        yield where, item
+
+
 def check_spec(spec, field=FIELD):
     """The spec validated and normalised: ``{timezone, zone, windows: [{days, start, end}], freezes: [...]}``."""
     if spec is None:
         spec = {}
-    if not isinstance(spec, dict):
-        raise WindowError("%s must be a dict {timezone, windows, freezes}, got %r" % (field, spec))
-    unknown = sorted(set(spec) - {"timezone", "windows", "freezes"})
-    if unknown:
-        raise WindowError("%s: unknown keys %s (accepted: timezone, windows, freezes)" % (field, ", ".join(unknown)))
+    _check_keys(spec, field, ("timezone", "windows", "freezes"))
     tz_name = spec.get("timezone") or "UTC"
     zone = _zone(tz_name, "%s.timezone" % field)
     out = {"timezone": tz_name, "zone": zone, "windows": [], "freezes": []}
-    windows = spec.get("windows") or []
-    if not isinstance(windows, list):
-        raise WindowError("%s.windows must be a list of {days, start, end}, got %r" % (field, windows))
-    for i, w in enumerate(windows):
-        where = "%s.windows[%d]" % (field, i)
-        if not isinstance(w, dict):
-            raise WindowError("%s must be a dict {days, start, end}, got %r" % (where, w))
-        unknown = sorted(set(w) - {"days", "start", "end"})
-        if unknown:
-            raise WindowError("%s: unknown keys %s (accepted: days, start, end)" % (where, ", ".join(unknown)))
+    for where, w in _entries(spec, "windows", field, ("days", "start", "end")):
         days = w.get("days", list(DAYS))
         if isinstance(days, str):
             days = [days]
@@ -132,16 +139,7 @@ def check_spec(spec, field=FIELD):
             raise WindowError("%s.start: '24:00' is the end of a day, not a start (use \"00:00\")" % where)
         out["windows"].append({"days": sorted(set(norm)), "start": start, "end": end,
                                "text": "%s %s-%s" % (",".join(DAYS[d] for d in sorted(set(norm))), w["start"], w["end"])})
-    freezes = spec.get("freezes") or []
-    if not isinstance(freezes, list):
-        raise WindowError("%s.freezes must be a list of {start, end, reason}, got %r" % (field, freezes))
-    for i, f in enumerate(freezes):
-        where = "%s.freezes[%d]" % (field, i)
-        if not isinstance(f, dict):
-            raise WindowError("%s must be a dict {start, end, reason}, got %r" % (where, f))
-        unknown = sorted(set(f) - {"start", "end", "reason"})
-        if unknown:
-            raise WindowError("%s: unknown keys %s (accepted: start, end, reason)" % (where, ", ".join(unknown)))
+    for where, f in _entries(spec, "freezes", field, ("start", "end", "reason")):
         for key in ("start", "end"):
             if f.get(key) in (None, ""):
                 raise WindowError("%s.%s is required (a date such as 2026-12-21 or a time such as 2026-12-21T18:00:00Z)"

@@ -344,12 +344,14 @@ def _fast_abort(value):
                 weights=_dict(fast.get("weights")) or _dict(fast.get("after")) or None, error=fast.get("error"))
 
 
+def _events(entries, names):
+    """``(entry, evidence)`` of the entries whose event is one of ``names``, in ledger order."""
+    return [(e, e["evidence"]) for e in entries if e["event"] in names]
+
+
 def _judge(entries):
     out = []
-    for e in entries:
-        if e["event"] != "judge":
-            continue
-        ev = e["evidence"]
+    for e, ev in _events(entries, ("judge",)):
         errs = _dict(ev.get("errors"))
         out.append(dict(seq=e.get("seq"), ts=e.get("ts"), t=e["t"], phase=e.get("phase"), step=e.get("step"),
                         decision=e.get("decision"), verdict=ev.get("verdict"), reason=e.get("reason"),
@@ -364,10 +366,7 @@ def _judge(entries):
 
 def _gates(entries):
     out = []
-    for e in entries:
-        if e["event"] != "gate":
-            continue
-        ev = e["evidence"]
+    for e, ev in _events(entries, ("gate",)):
         results = []
         for i, r in enumerate(_list(ev.get("results"))):
             r = _dict(r)
@@ -398,10 +397,7 @@ def threshold_number(threshold):
 def _rollbacks(entries, judge, gates):
     out = []
     verdicts = [v for v in judge + gates if v["decision"] == "rollback"]
-    for e in entries:
-        if e["event"] not in ROLLBACK_EVENTS:
-            continue
-        ev = e["evidence"]
+    for e, ev in _events(entries, ROLLBACK_EVENTS):
         before = [v for v in verdicts if v["t"] is not None and e["t"] is not None and v["t"] <= e["t"]
                   and v["phase"] == e.get("phase")]
         verdict = before[-1] if before else None
@@ -435,10 +431,7 @@ def _retention(entries, phases):
 
 def _drills(entries):
     out = []
-    for e in entries:
-        if e["event"] not in DRILL_EVENTS:
-            continue
-        ev = e["evidence"]
+    for e, ev in _events(entries, DRILL_EVENTS):
         passed = truthy(ev.get("passed", ev.get("success")))
         if passed is None and e.get("decision") is not None:
             passed = truthy(e.get("decision"))
