@@ -14,8 +14,8 @@ import random
 
 import pytest
 
-from ansible_collections.stagegate.rollout.plugins.module_utils.canary_judge import (
-    CanaryJudge, CounterResetError, JudgeError, histogram_quantile)
+from ansible_collections.stagegate.rollout.plugins.module_utils.canary_judge import CanaryJudge, histogram_quantile
+from ansible_collections.stagegate.rollout.plugins.module_utils.judge_inputs import CounterResetError, JudgeError
 from ansible_collections.stagegate.rollout.plugins.module_utils.judge_streams import ShiftStream, grouped_normal_scores
 from tests.unit.module_run import run_module_main
 
