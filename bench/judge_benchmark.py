@@ -30,6 +30,13 @@ Usage::
 
     python bench/judge_benchmark.py --quick     # < 2 minutes
     python bench/judge_benchmark.py             # full: 10,000 healthy runs per row
+    python bench/judge_benchmark.py --quick --row latency:10:0.5 --row latency:1:0.5 \
+        --ours-options '{"latency_shift_weight": 0.9}'   # only these rows, a variant of ours
+
+``--row EFFECT:RATE:SHARE`` (EFFECT: the start of its name, ``healthy``, ``errors`` or
+``latency``) runs only the rows named, with the same seeds and streams as the full run's
+first runs of those rows; ``--ours-options`` passes judge options to "ours" (to measure
+a variant against the same streams).  Without them the run is the full one.
 
 Writes bench/out/judge_benchmark.png, bench/out/judge_benchmark.json and
 prints the Markdown table that bench/RESULTS.md ("## Canary judge") carries.
@@ -269,14 +276,14 @@ def run_oracle(sim, effect, share):
 # ---------------------------------------------------------------------------
 
 def work(args):
-    effect, rate, share, runs, seed = args
+    effect, rate, share, runs, seed, ours_options = args
     rng = np.random.default_rng(seed)
     sim = simulate(rng, runs, rate, share, effect)
     cum_c = np.cumsum(sim["n_c"], axis=1)
     cum_ce = np.cumsum(sim["e_c"] + sim["e_b"], axis=1)
     out = {}
     t0 = time.time()
-    code, at, errs = run_ours(sim, share)
+    code, at, errs = run_ours(sim, share, **ours_options)
     out["ours"] = (code, (at + 1) * SCRAPE, cum_c[np.arange(runs), at], errs)
     if effect == "healthy" and (rate, share) in OPT_IN_ROWS:
         # the opt-in margin changes only what "pass" needs: the fail side is the same judge (at 1 req/s per arm,
@@ -456,7 +463,20 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--seed", type=int, default=20260124)
     ap.add_argument("--out", default=os.path.join(HERE, "out"))
+    ap.add_argument("--row", action="append", default=[], metavar="EFFECT:RATE:SHARE",
+                    help="run only this row (repeatable), e.g. latency:10:0.5 or healthy:10:0.5")
+    ap.add_argument("--ours-options", default="{}", metavar="JSON",
+                    help="CanaryJudge options for 'ours' other than the defaults, e.g. '{\"error_weight\": 0.4}'")
     args = ap.parse_args(argv)
+    ours_options = json.loads(args.ours_options)
+    only = set()
+    for spec in args.row:
+        try:
+            name, rate, share = spec.split(":")
+            effect = [e for e in EFFECTS if e.startswith(name)][0]
+            only.add((effect, int(rate), float(share)))
+        except (ValueError, IndexError):
+            ap.error("--row %r: expected EFFECT:RATE:SHARE, EFFECT one of %s" % (spec, ", ".join(EFFECTS)))
     healthy = args.healthy_runs or (300 if args.quick else 10000)
     effect_runs = args.effect_runs or (100 if args.quick else 1000)
     chunk = 250
@@ -465,12 +485,14 @@ def main(argv=None):
         n = healthy if effect == "healthy" else effect_runs
         for rate in RATES:
             for share in SHARES:
+                if only and (effect, rate, share) not in only:
+                    continue
                 done = 0
                 c_i = 0
                 while done < n:
                     k = min(chunk, n - done)
                     seed = args.seed + 1000003 * e_i + 10007 * rate + int(share * 1000) * 101 + c_i
-                    tasks.append((effect, rate, share, k, seed))
+                    tasks.append((effect, rate, share, k, seed, ours_options))
                     done += k
                     c_i += 1
     # biggest first for load balance
@@ -498,7 +520,8 @@ def main(argv=None):
     with open(os.path.join(args.out, "judge_benchmark.json"), "w") as fh:
         json.dump({"rows": rows, "wall_seconds": wall, "judge_cpu_seconds": ours_time,
                    "fixed_sample_requests": fixed, "quick": args.quick,
-                   "healthy_runs": healthy, "effect_runs": effect_runs}, fh, indent=1)
+                   "healthy_runs": healthy, "effect_runs": effect_runs,
+                   "rows_only": sorted(list(r) for r in only), "ours_options": ours_options}, fh, indent=1)
     plot(rows, os.path.join(args.out, "judge_benchmark.png"))
     print(txt)
     print()
