@@ -118,80 +118,68 @@ def _time(buf):
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _object_meta(buf):
-    meta, labels, annotations, finalizers = {}, {}, {}, []
-    strings = {1: "name", 2: "generateName", 3: "namespace", 4: "selfLink", 5: "uid", 6: "resourceVersion"}
-    for number, _wire, raw in _fields(buf):
-        if number in strings:
-            if raw:
-                meta[strings[number]] = raw.decode()
-        elif number == 7:
-            meta["generation"] = raw
-        elif number == 8:
-            meta["creationTimestamp"] = _time(raw)
-        elif number == 11:
-            key, value = _map_entry(raw)
-            labels[key] = value.decode()
-        elif number == 12:
-            key, value = _map_entry(raw)
-            annotations[key] = value.decode()
-        elif number == 14:
-            finalizers.append(raw.decode())
-        else:
-            raise ProtobufError("ObjectMeta field %d is not decoded by the emulator" % number)
-    if labels:
-        meta["labels"] = labels
-    if annotations:
-        meta["annotations"] = annotations
-    if finalizers:
-        meta["finalizers"] = finalizers
-    return meta
+def _text(raw):
+    return raw.decode()
 
 
-def _secret(buf):
-    obj, data, string_data = {}, {}, {}
-    for number, _wire, raw in _fields(buf):
-        if number == 1:
-            obj["metadata"] = _object_meta(raw)
-        elif number == 2:
-            key, value = _map_entry(raw)
-            data[key] = base64.b64encode(value).decode()
-        elif number == 3:
-            obj["type"] = raw.decode()
-        elif number == 4:
-            key, value = _map_entry(raw)
-            string_data[key] = value.decode()
-        elif number == 5:
-            obj["immutable"] = bool(raw)
-        else:
-            raise ProtobufError("Secret field %d is not decoded by the emulator" % number)
-    if data:
-        obj["data"] = data
-    if string_data:
-        obj["stringData"] = string_data
-    return obj
+def _text_or_none(raw):
+    """ObjectMeta's strings: an empty one is left out, as the API server leaves it out of JSON."""
+    return raw.decode() if raw else None
 
 
-def _config_map(buf):
-    obj, data, binary = {}, {}, {}
-    for number, _wire, raw in _fields(buf):
-        if number == 1:
-            obj["metadata"] = _object_meta(raw)
-        elif number == 2:
-            key, value = _map_entry(raw)
-            data[key] = value.decode()
-        elif number == 3:
-            key, value = _map_entry(raw)
-            binary[key] = base64.b64encode(value).decode()
-        elif number == 4:
-            obj["immutable"] = bool(raw)
-        else:
-            raise ProtobufError("ConfigMap field %d is not decoded by the emulator" % number)
-    if data:
-        obj["data"] = data
-    if binary:
-        obj["binaryData"] = binary
-    return obj
+def _base64(raw):
+    return base64.b64encode(raw).decode()
+
+
+def _message(name, table):
+    """The decoder of one protobuf message: ``table`` maps a field number to ``(json_key, read)`` for a single
+    value, ``(json_key, read, "map")`` for a map<string, ...> entry or ``(json_key, read, "list")`` for a
+    repeated field. A field not in the table is refused, not guessed."""
+    def decode(buf):
+        obj = {}
+        for number, _wire, raw in _fields(buf):
+            if number not in table:
+                raise ProtobufError("%s field %d is not decoded by the emulator" % (name, number))
+            key, read, shape = (table[number] + (None,))[:3]
+            if shape == "map":
+                entry_key, entry_value = _map_entry(raw)
+                obj.setdefault(key, {})[entry_key] = read(entry_value)
+            elif shape == "list":
+                obj.setdefault(key, []).append(read(raw))
+            else:
+                value = read(raw)
+                if value is not None:
+                    obj[key] = value
+        return obj
+    return decode
+
+
+_object_meta = _message("ObjectMeta", {
+    1: ("name", _text_or_none),
+    2: ("generateName", _text_or_none),
+    3: ("namespace", _text_or_none),
+    4: ("selfLink", _text_or_none),
+    5: ("uid", _text_or_none),
+    6: ("resourceVersion", _text_or_none),
+    7: ("generation", int),
+    8: ("creationTimestamp", _time),
+    11: ("labels", _text, "map"),
+    12: ("annotations", _text, "map"),
+    14: ("finalizers", _text, "list"),
+})
+_secret = _message("Secret", {
+    1: ("metadata", _object_meta),
+    2: ("data", _base64, "map"),
+    3: ("type", _text),
+    4: ("stringData", _text, "map"),
+    5: ("immutable", bool),
+})
+_config_map = _message("ConfigMap", {
+    1: ("metadata", _object_meta),
+    2: ("data", _text, "map"),
+    3: ("binaryData", _base64, "map"),
+    4: ("immutable", bool),
+})
 
 
 def _delete_options(buf):
