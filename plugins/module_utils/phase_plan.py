@@ -19,6 +19,9 @@ __metaclass__ = type
 import json
 import re
 
+from ansible_collections.stagegate.rollout.plugins.module_utils.judge_inputs import (
+    JUDGE_DEFAULTS, JudgeError, validate_options)
+
 STRATEGIES = ("progressive", "blue-green")
 SPLITS = ("http", "events")
 # rollout_canary.events: the names of the consumer's split flags (the inventory's; no service is special)
@@ -27,6 +30,9 @@ EVENT_SECONDS_DEFAULTS = {"settle_seconds": 2, "drain_seconds": 60}
 PHASES = ("staging", "canary", "production", "advanced")
 TRAFFIC_PHASES = ("canary", "production", "advanced")
 _WHOLE_SECONDS = re.compile(r"^[1-9][0-9]*\Z")
+# rollout_canary.judge: the canary_judge options the canary phase passes on (roles/phase_canary/tasks/step.yml)
+JUDGE_NUMBER_KEYS = ("alpha", "error_margin", "error_abs_margin", "latency_margin", "min_requests")
+JUDGE_KEYS = JUDGE_NUMBER_KEYS + ("interval", "carry_evidence")
 
 
 def _json(value):
@@ -207,6 +213,45 @@ def split_problems(phase, given, plan, kind="hosts", schema=None, nats=None, fai
     return out
 
 
+def _positive_number(value):
+    try:
+        return not isinstance(value, bool) and 0 < float(value) < float("inf")
+    except (TypeError, ValueError):
+        return False
+
+
+def judge_problems(phase, given):
+    """``rollout_canary.judge``: a mapping of the canary_judge options the phase passes on, each value one the judge
+    accepts (``judge_inputs.validate_options``); checked here so a bad value is refused before any change, not at the
+    first judged step."""
+    judge = (given or {}).get("judge")
+    if phase != "canary" or judge is None:
+        return []
+    field = "rollout_%s.judge" % phase
+    if not isinstance(judge, dict):
+        return ["%s: %s is not accepted (accepted: a mapping of %s)" % (field, _json(judge), ", ".join(JUDGE_KEYS))]
+    out = ["%s.%s: not an option of the judge (accepted: %s)" % (field, key, ", ".join(JUDGE_KEYS))
+           for key in sorted(set(judge) - set(JUDGE_KEYS))]
+    for key in JUDGE_NUMBER_KEYS:
+        if key not in judge:
+            continue
+        try:
+            value = judge[key] if isinstance(judge[key], bool) else float(judge[key])
+            if key == "min_requests" and (value != int(value) or value < 0):
+                raise JudgeError("min_requests must be a whole number of canary requests >= 0, got %r" % (judge[key],))
+            validate_options(dict(JUDGE_DEFAULTS, **{key: value}))
+        except (TypeError, ValueError) as exc:  # JudgeError is a ValueError
+            reason = str(exc) if isinstance(exc, JudgeError) else "%s must be a number" % key
+            out.append("%s.%s: %s is not accepted (%s)" % (field, key, _json(judge[key]), reason))
+    if "interval" in judge and not _positive_number(judge["interval"]):
+        out.append("%s.interval: %s is not accepted (accepted: seconds > 0 between the judge's looks)"
+                   % (field, _json(judge["interval"])))
+    if "carry_evidence" in judge and str(judge["carry_evidence"]).lower() not in ("true", "false", "yes", "no"):
+        out.append("%s.carry_evidence: %s is not accepted (accepted: true or false)"
+                   % (field, _json(judge["carry_evidence"])))
+    return out
+
+
 def problems(phase, given, plan, kind="hosts", router=None, failure_policy="rollback", sentinels=0, schema=None,
              nats=None):
     """Every problem of the phase's plan on a target of ``kind`` (``router``: the kubernetes router's type;
@@ -216,6 +261,7 @@ def problems(phase, given, plan, kind="hosts", router=None, failure_policy="roll
     plan = plan or {}
     out = strategy_problems(phase, given, plan, kind)
     out += split_problems(phase, given, plan, kind, schema, nats, failure_policy)
+    out += judge_problems(phase, given)
     if kind == "kubernetes" and phase in PHASES:
         out += kubernetes_problems(phase, plan, router, failure_policy, sentinels)
     return out

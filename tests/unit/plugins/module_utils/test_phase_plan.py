@@ -169,3 +169,38 @@ def test_an_event_split_is_not_held():
     assert problems("canary", given, given, failure_policy="hold") == [
         "rollout_on_fail / rollout_irreversible: hold is not run with rollout_canary.split events (a held split would "
         "keep the stable slots off the cohort's events; accepted: rollback)"]
+
+
+def test_the_judge_options_the_inventories_declare_have_no_problem():
+    for judge in ({"alpha": 0.01, "interval": 2}, {"alpha": 0.01, "interval": 2, "error_abs_margin": 0.01,
+                                                   "latency_margin": 0.25},
+                  {"error_margin": "1.4", "min_requests": 200, "carry_evidence": False, "interval": 0.5}):
+        assert problems("canary", {"judge": judge}, {}) == [], judge
+    # the other phases have no judge: the key is theirs to ignore (rollout_phase does not read it)
+    assert problems("production", {"judge": {"alpha": 7}}, {}) == []
+
+
+@pytest.mark.parametrize("judge, expected", [
+    ([0.01], "rollout_canary.judge: [0.01] is not accepted (accepted: a mapping of alpha, error_margin, "
+             "error_abs_margin, latency_margin, min_requests, interval, carry_evidence)"),
+    ({"alhpa": 0.01}, "rollout_canary.judge.alhpa: not an option of the judge (accepted: alpha, error_margin,"),
+    ({"alpha": 1.5}, "rollout_canary.judge.alpha: 1.5 is not accepted (alpha must be a number strictly between 0 "
+                     "and 1, got 1.5)"),
+    ({"error_margin": 1.0}, "rollout_canary.judge.error_margin: 1.0 is not accepted (error_margin must be a ratio > 1"),
+    ({"error_abs_margin": 1}, "rollout_canary.judge.error_abs_margin: 1 is not accepted (error_abs_margin must be an "
+                              "error rate in [0, 1)"),
+    ({"latency_margin": "wide"}, 'rollout_canary.judge.latency_margin: "wide" is not accepted (latency_margin must be '
+                                 "a number)"),
+    ({"latency_margin": True}, "rollout_canary.judge.latency_margin: true is not accepted (latency_margin must be a "
+                               "relative margin > 0"),
+    ({"min_requests": 2.5}, "rollout_canary.judge.min_requests: 2.5 is not accepted (min_requests must be a whole "
+                            "number of canary requests >= 0"),
+    ({"interval": 0}, "rollout_canary.judge.interval: 0 is not accepted (accepted: seconds > 0 between the judge's "
+                      "looks)"),
+    ({"carry_evidence": "maybe"}, 'rollout_canary.judge.carry_evidence: "maybe" is not accepted (accepted: true or '
+                                  "false)"),
+])
+def test_a_bad_judge_option_is_refused_before_any_change_naming_the_field_value_and_what_is_accepted(judge, expected):
+    found = problems("canary", {"judge": judge}, {})
+    assert any(p.startswith(expected) for p in found), found
+    assert len(found) == 1, found
