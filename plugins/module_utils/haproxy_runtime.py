@@ -447,39 +447,66 @@ def _describe(servers):
     return ", ".join("%s weight=%d state=%s" % (n, s["weight"], s["admin_state"]) for n, s in sorted(servers.items()))
 
 
-def change_traffic(address, backend, weights=None, groups=None, split=None, states=None, timeout=5.0,
-                   check_mode=False, allow_no_traffic=False, restore_on_failure=True, client=None, addresses=None):
-    """Read, validate, apply in one session, verify.  Returns a result dict; raises HAProxyError subclasses.
+def not_running(servers, target):
+    """The servers that would take traffic with ``target`` (weight above 0, admin state ready) but whose health
+    check does not see them running (sorted names)."""
+    return sorted(n for n, t in target.items()
+                  if t["weight"] > 0 and t["admin_state"] == "ready" and servers[n]["op_state"] != "running")
 
-    Result keys: changed, before, after (per-server views), target, commands, effective_split,
-    split_multiplier, elapsed_ms (start of the call until HAProxy answered the change line, whose
-    last commands read the new state back), timings {read_ms, apply_ms, total_ms}, sessions,
-    level, address, warnings.
-    Errors carry ``details`` with before/after/changed_servers/restored where known.
-    """
-    t0 = time.perf_counter()
-    request = validate_request(backend, weights, groups, split, states, addresses)
-    if client is None:
-        client = RuntimeClient(address, timeout=timeout)
+
+def _read_resolved(client, backend, request):
+    """Read the backend and resolve the request against it -> (servers, level, target, effective, multiplier)."""
     try:
         servers, level = read_backend(client, backend)
     except ConnectionLost as exc:
         raise ConnectionLost("%s (while reading the state; nothing was sent that changes anything)" % exc.msg,
                              **exc.details)
-    t_read = time.perf_counter()
-    before = _views(servers)
     try:
         target, effective, multiplier = resolve_targets(request, servers)
     except ValidationError as exc:
-        exc.details.setdefault("before", before)
+        exc.details.setdefault("before", _views(servers))
         raise
+    return servers, level, target, effective, multiplier
+
+
+def change_traffic(address, backend, weights=None, groups=None, split=None, states=None, timeout=5.0,
+                   check_mode=False, allow_no_traffic=False, restore_on_failure=True, client=None, addresses=None,
+                   wait_running=0.0, sleep=time.sleep):
+    """Read, validate, apply in one session, verify.  Returns a result dict; raises HAProxyError subclasses.
+
+    ``wait_running``: seconds to wait first (reading the state again every second, not in check mode) until
+    HAProxy's health checks see every server that will take traffic running; when they do not by then, the change
+    goes on and the usual checks apply (a change that leaves no server taking traffic is refused).
+    Result keys: changed, before, after (per-server views), target, commands, effective_split,
+    split_multiplier, elapsed_ms (start of the call until HAProxy answered the change line, whose
+    last commands read the new state back), timings {read_ms, apply_ms, total_ms}, sessions,
+    level, address, warnings, waited (seconds waited for health checks), not_running (servers that will take
+    traffic and were still not running when the change was sent).
+    Errors carry ``details`` with before/after/changed_servers/restored where known.
+    """
+    t0 = time.perf_counter()
+    if not isinstance(wait_running, (int, float)) or isinstance(wait_running, bool) or wait_running < 0:
+        raise ValidationError("wait_running: %r is not accepted; give a number of seconds, 0 or more (0: no wait)"
+                              % (wait_running,), field="wait_running")
+    request = validate_request(backend, weights, groups, split, states, addresses)
+    if client is None:
+        client = RuntimeClient(address, timeout=timeout)
+    servers, level, target, effective, multiplier = _read_resolved(client, backend, request)
+    waited = 0.0
+    if wait_running > 0 and not check_mode:
+        deadline = time.monotonic() + wait_running
+        while not_running(servers, target) and time.monotonic() < deadline:
+            sleep(1.0)
+            servers, level, target, effective, multiplier = _read_resolved(client, backend, request)
+        waited = round(time.perf_counter() - t0, 3)
+    t_read = time.perf_counter()
+    before = _views(servers)
 
     serving_before = [n for n, s in servers.items() if is_serving(s)]
     serving_after = [n for n, s in servers.items()
                      if is_serving(s, target[n]["weight"], target[n]["admin_state"])]
     if serving_before and not serving_after and not allow_no_traffic:
-        down = [n for n, t in sorted(target.items())
-                if t["weight"] > 0 and t["admin_state"] == "ready" and servers[n]["op_state"] != "running"]
+        down = not_running(servers, target)
         verb = "is" if len(down) == 1 else "are"
         why = " (%s would get traffic but %s DOWN by health check)" % (", ".join(down), verb) if down else ""
         raise ValidationError("the change would leave backend %r with no server taking traffic%s; now serving: %s. "
@@ -497,6 +524,8 @@ def change_traffic(address, backend, weights=None, groups=None, split=None, stat
         "level": level,
         "address": client.where,
         "warnings": [],
+        "waited": waited,
+        "not_running": not_running(servers, target),
     }
     if not commands or check_mode:
         predicted = {}
@@ -567,7 +596,7 @@ def change_traffic(address, backend, weights=None, groups=None, split=None, stat
 
 
 __all__ = ["validate_request", "parse_server_address", "set_server_addr_command", "addr_answer_ok",
-           "compute_split_weights", "resolve_targets", "plan_commands", "changed_servers", "mismatches",
+           "compute_split_weights", "resolve_targets", "plan_commands", "changed_servers", "mismatches", "not_running",
            "diff_text", "change_traffic", "ADMF_CMAINT", "ADMF_FDRAIN", "ADMF_FMAINT", "ADMF_HMAINT",
            "ADMF_IDRAIN", "ADMF_IMAINT", "ADMF_RMAINT", "ApplyError", "ConnectionLost", "DRAIN_MASK",
            "HAProxyError", "MAINT_MASK", "MAX_WEIGHT", "NAME_RE", "OP_STATES", "RuntimeClient", "STATES",

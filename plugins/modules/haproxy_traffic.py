@@ -92,6 +92,15 @@ options:
         above 0) when at least one did before. Off by default, so that a flip to servers that are DOWN is refused.
     type: bool
     default: false
+  wait_running:
+    description:
+      - Seconds to wait first, reading the state again every second, until HAProxy's health checks see every server
+        that will take traffic after the change (weight above 0, C(ready)) running, for example a slot just started.
+        When they do not by then, the change goes on and the usual checks apply (a change that would leave no server
+        taking traffic is refused unless O(allow_no_traffic)); RV(not_running) names the servers still not running.
+      - V(0) (the default) does not wait. Check mode never waits.
+    type: float
+    default: 0
   restore_on_failure:
     description:
       - When HAProxy rejects a command, the read-back does not match the target, or the connection breaks half-way,
@@ -137,6 +146,13 @@ EXAMPLES = r"""
       stable: 90
       canary: 10
   register: step
+
+- name: A canary slot just started takes 10 % once HAProxy sees it running (waits up to 10 s, one module run)
+  stagegate.rollout.haproxy_traffic:
+    socket: /run/haproxy/admin.sock
+    backend: app
+    weights: {web1-stable: 90, web1-canary: 10}
+    wait_running: 10
 
 - name: Blue-green flip in one call (green gets everything, blue nothing, never both idle)
   stagegate.rollout.haproxy_traffic:
@@ -267,6 +283,15 @@ timings:
   description: C(read_ms) (connect, read and validate), C(apply_ms) (the change session), C(total_ms).
   returned: always
   type: dict
+waited:
+  description: Seconds spent waiting for the health checks (O(wait_running)); 0 when it did not wait.
+  returned: always
+  type: float
+not_running:
+  description: Servers that take traffic after the change but that HAProxy's health checks did not see running.
+  returned: always
+  type: list
+  elements: str
 address:
   description: The runtime API address used.
   returned: always
@@ -298,6 +323,7 @@ def main():
             timeout=dict(type="float", default=5.0),
             allow_no_traffic=dict(type="bool", default=False),
             restore_on_failure=dict(type="bool", default=True),
+            wait_running=dict(type="float", default=0.0),
         ),
         required_by={"split": "groups"},
         supports_check_mode=True,
@@ -309,7 +335,7 @@ def main():
         res = change_traffic(p["socket"], p["backend"], weights=p["weights"], groups=p["groups"], split=p["split"],
                              states=p["state"], timeout=p["timeout"], check_mode=module.check_mode,
                              allow_no_traffic=p["allow_no_traffic"], restore_on_failure=p["restore_on_failure"],
-                             addresses=p["addresses"])
+                             addresses=p["addresses"], wait_running=p["wait_running"])
     except ValidationError as exc:
         module.fail_json(msg=to_native(exc.msg), errors=exc.details.get("errors", [to_native(exc.msg)]),
                          before=exc.details.get("before"), changed=False)
@@ -336,7 +362,8 @@ def main():
     out = dict(changed=res["changed"], before=before, after=after, commands=res["commands"],
                changed_servers=changed_servers, serving=sorted(n for n in after if after[n]["serving"]),
                effective_split=res["effective_split"], split_multiplier=res["split_multiplier"],
-               elapsed_ms=res["elapsed_ms"], timings=res["timings"], address=res["address"])
+               elapsed_ms=res["elapsed_ms"], timings=res["timings"], address=res["address"],
+               waited=res["waited"], not_running=res["not_running"])
     if module._diff:
         out["diff"] = dict(before=diff_text(p["backend"], before), after=diff_text(p["backend"], after),
                            before_header="backend %s" % p["backend"], after_header="backend %s" % p["backend"])

@@ -176,6 +176,32 @@ def test_flip_to_a_down_server_is_refused(lb, backends, tmp_path):
     assert not failures
 
 
+def test_wait_running_gives_a_server_traffic_once_its_health_check_sees_it_up(lb, backends, tmp_path):
+    """c1 is DOWN; it comes back on its port about 2 s into the module run: wait_running waits for HAProxy's
+    health check and the change lands in the same run (without the wait the same change gives a DOWN server a
+    weight: not_running says so). ansible-playbook takes a second or two to start: c1 comes back 4 s after it."""
+    from tests.integration.haproxy.haproxy_kit import _Handler, _Server
+    port = backends.servers["c1"].server_address[1]
+    backends.servers["c1"].shutdown()
+    backends.servers["c1"].server_close()
+    wait_for(lambda: lb.stat_status()["c1"].startswith("DOWN"), 10, "c1 DOWN")
+    res = traffic(lb, {"weights": {"s1": 45, "s2": 45, "c1": 10}}, tmp_path, check=True)
+    assert res["not_running"] == ["c1"] and res["waited"] == 0
+
+    def come_back():
+        time.sleep(4)
+        srv = _Server(("127.0.0.1", port), _Handler)
+        srv.name = "c1"
+        backends.servers["c1"] = srv
+        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    threading.Thread(target=come_back, daemon=True).start()
+    res = traffic(lb, {"weights": {"s1": 45, "s2": 45, "c1": 10}, "wait_running": 20}, tmp_path)
+    assert res["changed"] and res["not_running"] == [] and res["waited"] >= 1, res
+    assert res["before"]["c1"]["op_state"] == "running" and lb.weights() == {"s1": 45, "s2": 45, "c1": 10}
+    counts, failures = count(lb.port, 200)
+    assert not failures and counts.get("c1", 0) > 0, counts
+
+
 # --------------------------------------------------------------------------- states, TCP socket, levels
 
 def test_drain_maint_ready_and_tcp_socket(lb, tmp_path):

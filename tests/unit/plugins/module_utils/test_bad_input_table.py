@@ -133,6 +133,9 @@ CASES = [
      haproxy_runtime.ValidationError, ["socket", "'tcp:host'", "tcp:host:port"]),
     ("server address port 99999", lambda: haproxy_runtime.parse_server_address("10.0.0.1:99999"),
      haproxy_runtime.ValidationError, ["addresses", "'10.0.0.1:99999'"]),
+    ("wait_running -1", lambda: haproxy_runtime.change_traffic("unix:/nonexistent", "app", weights={"c": 1},
+                                                               wait_running=-1),
+     haproxy_runtime.ValidationError, ["wait_running", "-1", "0 or more"]),
     ("split adding up to 120", lambda: haproxy_runtime.validate_request(
         "app", groups={"stable": ["s1"], "canary": ["c1"]}, split={"stable": 60, "canary": 60}),
      haproxy_runtime.ValidationError, ["split", "120", "100"]),

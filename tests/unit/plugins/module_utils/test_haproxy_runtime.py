@@ -425,6 +425,46 @@ def test_no_traffic_guard_names_down_servers():
     assert res["changed"] and f.servers["s1"][0] == 0
 
 
+def _comes_up_after(f, server, sleeps):
+    """A sleep that brings ``server`` up (op_state 2) on its ``sleeps``-th call; returns (sleep, calls)."""
+    calls = []
+
+    def sleep(seconds):
+        calls.append(seconds)
+        if len(calls) == sleeps:
+            f.servers[server][2] = 2
+    return sleep, calls
+
+
+def test_wait_running_waits_for_a_starting_server_then_changes_in_the_same_run():
+    f = fake(s1=[100, 0, 2], c1=[0, 0, 0])
+    sleep, calls = _comes_up_after(f, "c1", 2)
+    res = run(f, weights={"s1": 90, "c1": 10}, wait_running=10, sleep=sleep)
+    assert calls == [1.0, 1.0] and res["not_running"] == [] and res["waited"] >= 0
+    assert res["before"]["c1"]["op_state"] == "running" and f.servers["c1"][0] == 10
+    assert len([ln for ln in f.lines if "set server" in ln]) == 1
+
+
+def test_wait_running_is_bounded_and_the_usual_checks_apply_after_it():
+    f = fake(s1=[100, 0, 2], c1=[0, 0, 0])
+    calls = []
+    res = run(f, weights={"s1": 90, "c1": 10}, wait_running=0.05, sleep=calls.append)
+    assert calls and res["not_running"] == ["c1"] and f.servers["c1"][0] == 10  # stable still serves: allowed
+    f = fake(s1=[100, 0, 2], c1=[0, 0, 0])
+    with pytest.raises(hr.ValidationError, match="c1 would get traffic but is DOWN"):
+        run(f, weights={"s1": 0, "c1": 100}, wait_running=0.05, sleep=lambda s: None)
+    assert f.servers["s1"][0] == 100 and f.servers["c1"][0] == 0
+
+
+def test_wait_running_never_waits_in_check_mode_or_when_every_server_runs():
+    for servers, check_mode in (({"s1": [100, 0, 2], "c1": [0, 0, 0]}, True),
+                                ({"s1": [100, 0, 2], "c1": [0, 0, 2]}, False)):
+        f = FakeHAProxy(servers)
+        calls = []
+        res = run(f, weights={"s1": 90, "c1": 10}, wait_running=10, sleep=calls.append, check_mode=check_mode)
+        assert calls == [] and res["waited"] >= 0 and f.sessions == (1 if check_mode else 2)
+
+
 def test_socket_gone_before_reading_sends_nothing():
     f = fake()
     f.fail_connect = True
