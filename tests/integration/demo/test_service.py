@@ -164,6 +164,8 @@ def test_events_published_exactly_once_across_two_versions(services, nats_url, t
     env = dict(EXTERNAL, CODEX_REPO_INCLUDE_LIST=include)
     a = services("v1", env, nats_url=nats_url, publish_dir=pub).start()
     b = services("v2", env, nats_url=nats_url, publish_dir=pub).start()
+    # both consumers bound to the durable before the first event (on a slow machine one could otherwise take all)
+    wait_for(lambda: a.health()["consumer"] == b.health()["consumer"] == "consuming", what="both consumers consuming")
     events = [("e%04d" % i, REPOSITORIES[i % len(REPOSITORIES)]) for i in range(300)]
     seqs = publish_events(nats_url, events)
     wait_for(lambda: len(read_published(pub)) >= 300, what="300 records")
