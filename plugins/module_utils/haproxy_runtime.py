@@ -493,12 +493,12 @@ def change_traffic(address, backend, weights=None, groups=None, split=None, stat
         client = RuntimeClient(address, timeout=timeout)
     servers, level, target, effective, multiplier = _read_resolved(client, backend, request)
     waited = 0.0
-    if wait_running > 0 and not check_mode:
-        deadline = time.monotonic() + wait_running
-        while not_running(servers, target) and time.monotonic() < deadline:
+    if wait_running > 0 and not check_mode and not_running(servers, target):
+        t_wait = time.monotonic()
+        while not_running(servers, target) and time.monotonic() < t_wait + wait_running:
             sleep(1.0)
             servers, level, target, effective, multiplier = _read_resolved(client, backend, request)
-        waited = round(time.perf_counter() - t0, 3)
+        waited = round(time.monotonic() - t_wait, 3)
     t_read = time.perf_counter()
     before = _views(servers)
 
