@@ -53,6 +53,8 @@ def progress_line(res, max_seconds=None, left=None):
     for lat in r.get("latency") or []:
         if "e_fail" in lat:
             parts.append(_stream_text("p%g" % (100 * lat["quantile"]), lat))
+    for name, sub in sorted((r.get("analyses") or {}).items()):
+        parts.append("%s %s: %s" % (name, sub.get("verdict", "?"), _stream_text("errors", sub.get("errors") or {})))
     if left is not None and res.get("verdict") == "continue":
         parts.append("%.0f s left" % max(left, 0.0))
     parts.append(res.get("verdict", "?"))

@@ -11,7 +11,10 @@
   restarted, and it counts from zero again);
 * the look loop (:func:`run_looks`): a look every ``interval`` seconds within ``timeout``, the fast abort
   on a ``fail`` verdict, and - once the looks have begun - a look that cannot be made fails closed, the fast
-  abort first (:func:`fail`).
+  abort first (:func:`fail`);
+* more than one analysis (O(analyses)): each an :class:`Analysis` with its own judge and origin, read in the
+  same provider round and judged together (:func:`combine`: fail as soon as any fails, pass once all passed);
+  the fail alpha is split equally across them (:func:`start_analyses`).
 
 The functions but :func:`fail` and :func:`run_looks` do no I/O on the module: they raise
 :class:`SessionError` (or ``JudgeError``) with a message naming the field and the fix.
@@ -23,6 +26,7 @@ __metaclass__ = type
 
 import json
 import os
+import re
 import time
 
 from ansible.module_utils.common.text.converters import to_native
@@ -39,6 +43,8 @@ JUDGE_OPTIONS = ("pass_alpha", "error_margin", "error_abs_margin", "latency_quan
 STEP_OPTIONS = ("canary_share", "min_seconds", "max_seconds")
 ARMS = ("baseline", "canary")
 QUERY_KEYS = ("requests", "errors", "latency_buckets")
+MAIN_LABEL = "queries"      # the main analysis's label in reasons and messages; an extra one's: analyses.<name>
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 class SessionError(Exception):
@@ -51,19 +57,48 @@ def judge_options(params):
     return opts
 
 
-def queries_problem(queries):
-    """What is wrong with the ``queries`` option (None when nothing is)."""
+def queries_problem(queries, field="queries"):
+    """What is wrong with the ``queries`` option, or the one at ``field`` (None when nothing is)."""
+    if not isinstance(queries, dict):
+        return "%s must be a dict with the keys baseline and canary, got %r" % (field, queries)
     for arm in ARMS:
         sub = queries.get(arm)
         if not isinstance(sub, dict) or not sub.get("requests"):
-            return ("queries.%s must be a dict with at least 'requests' (and 'errors', 'latency_buckets'), got %r"
-                    % (arm, sub))
+            return ("%s.%s must be a dict with at least 'requests' (and 'errors', 'latency_buckets'), got %r"
+                    % (field, arm, sub))
         unknown = set(sub) - set(QUERY_KEYS)
         if unknown:
-            return "queries.%s: unknown keys %s (accepted: requests, errors, latency_buckets)" % (arm, sorted(unknown))
+            return "%s.%s: unknown keys %s (accepted: requests, errors, latency_buckets)" % (
+                field, arm, sorted(unknown))
     unknown = set(queries) - set(ARMS)
     if unknown:
-        return "queries: unknown keys %s (accepted: baseline, canary)" % sorted(unknown)
+        return "%s: unknown keys %s (accepted: baseline, canary)" % (field, sorted(unknown))
+    return None
+
+
+def analysis_problem(index, item, seen):
+    """What is wrong with the O(analyses) entry ``item`` at ``index`` (``seen``: the names before it)."""
+    field = "analyses[%d]" % index
+    if not isinstance(item, dict):
+        return "%s: %r is not accepted (accepted: a dict with name, queries and canary_share)" % (field, item)
+    name = item.get("name")
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or name in seen or name == MAIN_LABEL:
+        return ("%s.name: %r is not accepted (accepted: letters, digits, _ and -; unique; not '%s')"
+                % (field, name, MAIN_LABEL))
+    share = item.get("canary_share")
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
+        return "%s.canary_share: %r is not accepted (accepted: a share in (0, 1))" % (field, share)
+    return queries_problem(item.get("queries"), field + ".queries")
+
+
+def analyses_problem(analyses):
+    """What is wrong with the O(analyses) option (None when nothing is)."""
+    seen = []
+    for index, item in enumerate(analyses or []):
+        problem = analysis_problem(index, item, seen)
+        if problem:
+            return problem
+        seen.append(item["name"])
     return None
 
 
@@ -114,11 +149,72 @@ def start_judge(params, state):
     return judge, state.get("origin") or {}
 
 
-def read_counts(provider, arm, queries, after=()):
-    """Read one arm's counters through the metric provider (``after``: the arms still to read, for messages)."""
+class Analysis:
+    """One analysis of the task: its judge, its queries (None: direct counts), the origin of its counters and its
+    last look's result. ``name`` None is the main analysis (O(queries), or O(baseline) and O(canary))."""
+
+    def __init__(self, name, queries, judge, origin):
+        self.name = name
+        self.queries = queries
+        self.judge = judge
+        self.origin = origin
+        self.result = None
+
+    @property
+    def label(self):
+        """How reasons and messages name it: ``queries`` (the main analysis) or ``analyses.<name>``."""
+        return MAIN_LABEL if self.name is None else "analyses." + self.name
+
+    @property
+    def field(self):
+        """The field of its queries."""
+        return MAIN_LABEL if self.name is None else self.label + ".queries"
+
+    def to_state(self):
+        return {"judge": self.judge.to_state(), "origin": self.origin}
+
+
+def saved_analyses(state, names):
+    """The saved states of the extra analyses (None when there is no saved state); SessionError when the
+    saved state was made with other analyses than ``names``."""
+    if state is None:
+        return None
+    saved = state.get("analyses") or {}
+    if sorted(saved) != sorted(names):
+        raise SessionError("analyses: the saved state was made with the analyses %s, given %s; use reset: true to "
+                           "start a new analysis with the given ones" % (sorted(saved), sorted(names)))
+    return saved
+
+
+def start_analyses(params, state):
+    """The task's analyses, the main one first, each started or continued like :func:`start_judge`. The fail
+    alpha is split equally across them (Bonferroni: a canary as good as its baseline fails any of them with a
+    probability below O(alpha)); an extra analysis has its own O(canary_share)."""
+    extras = params.get("analyses") or []
+    split = dict(params, alpha=params["alpha"] / (1 + len(extras)))
+    saved = saved_analyses(state, [item["name"] for item in extras])
+    analyses = [Analysis(None, params.get("queries"), *start_judge(split, state))]
+    for item in extras:
+        sub = saved[item["name"]] if saved is not None else None
+        judge, origin = start_judge(dict(split, canary_share=item["canary_share"]), sub)
+        analyses.append(Analysis(item["name"], item["queries"], judge, origin))
+    return analyses
+
+
+def state_of(analyses):
+    """The task's state: the main analysis's judge and origin, and with extra ones their own under ``analyses``."""
+    state = analyses[0].to_state()
+    if len(analyses) > 1:
+        state["analyses"] = dict((an.name, an.to_state()) for an in analyses[1:])
+    return state
+
+
+def read_counts(provider, arm, queries, after=(), field=MAIN_LABEL, later=()):
+    """Read one arm's counters (the queries at ``field``) through the metric provider. For messages:
+    ``after``, the arms of ``field`` still to read; ``later``, the fields still to read after them."""
     out = {}
-    todo = ["queries.%s.%s" % (arm, k) for k in QUERY_KEYS if queries.get(k)]
-    todo += ["queries.%s" % a for a in after]
+    todo = ["%s.%s.%s" % (field, arm, k) for k in QUERY_KEYS if queries.get(k)]
+    todo += ["%s.%s" % (field, a) for a in after] + list(later)
     try:
         out["requests"] = provider.scalar(queries["requests"])
         todo.pop(0)
@@ -132,16 +228,30 @@ def read_counts(provider, arm, queries, after=()):
             for sample in provider.query(queries["latency_buckets"]):
                 le = sample.labels.get("le")
                 if le is None:
-                    raise SessionError("queries.%s.latency_buckets: series without an 'le' label: %r"
-                                       % (arm, sample.labels))
+                    raise SessionError("%s.%s.latency_buckets: series without an 'le' label: %r"
+                                       % (field, arm, sample.labels))
                 buckets[le] = sample.value
             out["latency_buckets"] = buckets
     except DeadlineError as exc:
-        raise SessionError("queries.%s: %s (look budget %s s; not read: %s)"
-                           % (arm, to_native(exc), seconds_text(provider.budget() or 0), ", ".join(todo)))
+        raise SessionError("%s.%s: %s (look budget %s s; not read: %s)"
+                           % (field, arm, to_native(exc), seconds_text(provider.budget() or 0), ", ".join(todo)))
     except MetricError as exc:
-        raise SessionError("queries.%s: %s" % (arm, to_native(exc)))
+        raise SessionError("%s.%s: %s" % (field, arm, to_native(exc)))
     return out
+
+
+def read_round(provider, analyses, budget):
+    """One look's counters of every analysis, read in one evaluation of the provider within ``budget`` seconds:
+    the main analysis's baseline and canary first, then each extra one's."""
+    provider.begin_round(budget=budget)
+    fields = [an.field for an in analyses]
+    counts = []
+    for index, an in enumerate(analyses):
+        later = fields[index + 1:]
+        counts.append({"baseline": read_counts(provider, "baseline", an.queries["baseline"], after=["canary"],
+                                               field=an.field, later=later),
+                       "canary": read_counts(provider, "canary", an.queries["canary"], field=an.field, later=later)})
+    return counts
 
 
 def below(counts, origin):
@@ -190,6 +300,55 @@ def look(judge, counts, origin, counters):
     return result, origin
 
 
+def look_all(analyses, counts, counters):
+    """One look of every analysis at its ``counts`` (as :func:`look`); an extra analysis's JudgeError is
+    prefixed with its label."""
+    for an, arms in zip(analyses, counts):
+        try:
+            an.result, an.origin = look(an.judge, arms, an.origin, counters)
+        except JudgeError as exc:
+            if an.name is None:
+                raise
+            raise JudgeError("%s: %s" % (an.label, to_native(exc)))
+
+
+def combine(analyses):
+    """The combined ``(verdict, reason)``: ``fail`` as soon as any analysis failed, ``pass`` once every one
+    passed (verdicts are latched), ``continue`` while any goes on, else ``inconclusive``. The reason gives the
+    analyses that decided (every one on ``continue``), each labelled; one analysis's reason is its own."""
+    verdicts = [an.result["verdict"] for an in analyses]
+    if "fail" in verdicts:
+        verdict = "fail"
+    elif all(v == "pass" for v in verdicts):
+        verdict = "pass"
+    elif "continue" in verdicts:
+        verdict = "continue"
+    else:
+        verdict = "inconclusive"
+    if len(analyses) == 1:
+        return verdict, analyses[0].result["reason"]
+    shown = [an for an in analyses if verdict == "continue" or an.result["verdict"] == verdict]
+    return verdict, "; ".join("%s: %s" % (an.label, an.result["reason"]) for an in shown)
+
+
+def combined_result(analyses):
+    """The main analysis's result with the combined verdict and reason, and every extra one's under
+    ``analyses``."""
+    verdict, reason = combine(analyses)
+    result = dict(analyses[0].result, verdict=verdict, reason=reason)
+    if len(analyses) > 1:
+        result["analyses"] = dict((an.name, an.result) for an in analyses[1:])
+    return result
+
+
+def history_entry(result, decided_at):
+    entry = {"time": decided_at, "verdict": result["verdict"], "reason": result["reason"],
+             "requests": result["requests"]}
+    if "analyses" in result:
+        entry["analyses"] = dict((name, res["verdict"]) for name, res in result["analyses"].items())
+    return entry
+
+
 def fail(module, msg, **result):
     """``module.fail`` (a ``metric_module.MetricModule``: scrubbed of the provider's secrets).
 
@@ -204,10 +363,11 @@ def fail(module, msg, **result):
     module.fail(msg, **result)
 
 
-def run_looks(module, judge, origin, provider=None):
-    """The looks of one task: ``(result, origin, history, aborted)``. With a ``provider`` each look reads the
-    O(queries) (one evaluation within the time left of O(timeout)); without, it takes O(baseline) and
-    O(canary). Looks go on every O(interval) seconds while the verdict is ``continue``, up to O(looks)."""
+def run_looks(module, analyses, provider=None):
+    """The looks of one task: ``(result, history, aborted)`` (the analyses keep their judge's and origin's
+    progress). With a ``provider`` each look reads the O(queries) and every O(analyses) entry's (one evaluation
+    within the time left of O(timeout)); without, it takes O(baseline) and O(canary). Looks go on every
+    O(interval) seconds while the combined verdict is ``continue``, up to O(looks)."""
     p = module.params
     history = []
     result = None
@@ -217,30 +377,28 @@ def run_looks(module, judge, origin, provider=None):
     while True:
         try:
             if provider is None:
-                counts = {"baseline": p["baseline"], "canary": p["canary"]}
+                counts = [{"baseline": p["baseline"], "canary": p["canary"]}]
             else:
                 # one look = one evaluation of the provider, within the time left of the task's budget
-                provider.begin_round(budget=max(0.0, deadline - time.monotonic()))
-                counts = {"baseline": read_counts(provider, "baseline", p["queries"]["baseline"], after=["canary"]),
-                          "canary": read_counts(provider, "canary", p["queries"]["canary"])}
+                counts = read_round(provider, analyses, max(0.0, deadline - time.monotonic()))
         except SessionError as exc:
             fail(module, to_native(exc))
         try:
-            result, origin = look(judge, counts, origin, counters=provider is not None)
+            look_all(analyses, counts, counters=provider is not None)
         except JudgeError as exc:
             fail(module, to_native(exc), history=history)
+        result = combined_result(analyses)
         decided_at = time.time()
         if result["verdict"] == "fail" and p["on_fail"]:
             aborted = abort_traffic(p["on_fail"], decided_at, check_mode=module.check_mode)
-        history.append({"time": decided_at, "verdict": result["verdict"], "reason": result["reason"],
-                        "requests": result["requests"]})
+        history.append(history_entry(result, decided_at))
         if result["verdict"] != "continue" or p["interval"] <= 0 or 0 < p["looks"] <= len(history):
             break
         if time.monotonic() + p["interval"] > deadline:
             break
         time.sleep(p["interval"])
     module.abort_on_error = None
-    return result, origin, history, aborted
+    return result, history, aborted
 
 
 def run_judge(module):
@@ -256,6 +414,9 @@ def run_judge(module):
     if p["interval"] > 0 and not p["queries"]:
         fail(module, "interval > 0 (looping) needs queries: direct baseline/canary counts do not change "
                      "between looks")
+    if p.get("analyses") and not p["queries"]:
+        fail(module, "analyses needs queries (the main analysis, read through the same provider): it is refused "
+                     "with direct baseline/canary counts")
 
     # validate options and inputs before anything is read or written
     problem = check_on_fail(p["on_fail"])
@@ -267,20 +428,20 @@ def run_judge(module):
         fail(module, to_native(exc))
     provider = None
     if p["queries"]:
-        problem = queries_problem(p["queries"])
+        problem = queries_problem(p["queries"]) or analyses_problem(p.get("analyses"))
         if problem:
             fail(module, problem)
         provider = module.provider(p["provider"])
 
     try:
-        judge, origin = start_judge(p, saved_state(p))
+        analyses = start_analyses(p, saved_state(p))
     except SessionError as exc:
         fail(module, to_native(exc))
-    except (JudgeError, KeyError, TypeError, ValueError) as exc:
+    except (JudgeError, AttributeError, KeyError, TypeError, ValueError) as exc:
         fail(module, "saved judge state is not usable: %s (use reset: true to start over)" % to_native(exc))
 
-    result, origin, history, aborted = run_looks(module, judge, origin, provider)
-    new_state = {"judge": judge.to_state(), "origin": origin}
+    result, history, aborted = run_looks(module, analyses, provider)
+    new_state = state_of(analyses)
     changed = False
     if p["state_file"]:
         try:

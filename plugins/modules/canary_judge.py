@@ -53,6 +53,39 @@ options:
         one series per C(le) label, for example V(sum by (le\) (http_request_duration_seconds_bucket{track="canary"}\))).
       - The first look records the current counter values as the origin of the analysis (it decides nothing).
     type: dict
+  analyses:
+    description:
+      - More analyses judged in the same looks as O(queries) (the main analysis), for a canary that takes another
+        share of another kind of traffic - for example the HTTP requests (O(queries), O(canary_share) the step's
+        HTTP weight) and a cohort of the queue events (an analysis whose O(analyses[].canary_share) is the
+        cohort's share of the events).
+      - Each is a judge of its own with the options of the main one but its own O(analyses[].canary_share); each
+        look reads every analysis's counters in the same provider round (O(provider)), each counted from its own
+        origin. The fail O(alpha) is split equally across the main analysis and every entry (each gets
+        O(alpha) / (1 + the number of entries)), so the probability of ever failing a canary as good as its
+        baseline on any of them stays below O(alpha); O(pass_alpha) is not split.
+      - The verdict is C(fail) as soon as any analysis fails (the fast abort O(on_fail) runs at once), C(pass)
+        once every analysis has passed (a pass is kept while the others go on), C(continue) while any goes on,
+        else C(inconclusive). RV(reason) gives the analyses that decided, labelled C(queries) (the main one) or
+        C(analyses.<name>).
+      - A new O(step) goes on with every analysis's evidence; a saved state made with other analyses (names) is
+        refused (use O(reset)).
+      - Needs O(queries); refused with O(baseline)/O(canary).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: The analysis's name (letters, digits, C(_) and C(-); unique; not V(queries)).
+        type: str
+        required: true
+      queries:
+        description: Its queries, of the same shape as O(queries), read through O(provider).
+        type: dict
+        required: true
+      canary_share:
+        description: The canary's share of this analysis's traffic, in (0, 1).
+        type: float
+        required: true
   alpha:
     description: Bound on the probability of ever failing a canary as good as its baseline, in (0, 1).
     type: float
@@ -231,6 +264,30 @@ EXAMPLES = r"""
     interval: 10
     timeout: 320
   register: step2
+
+- name: An HTTP canary that also takes a cohort of the events - done when both pass, aborted when either fails
+  stagegate.rollout.canary_judge:
+    provider: {type: prometheus, url: http://127.0.0.1:9090}
+    queries: "{{ judge_queries }}"             # the HTTP requests: the step's weight
+    canary_share: 0.25
+    analyses:
+      - name: events
+        canary_share: 0.2                       # the cohort's share of the events
+        queries:
+          baseline:
+            requests: sum(events_handled_total{track="stable"})
+            errors: sum(events_failed_total{track="stable"})
+          canary:
+            requests: sum(events_handled_total{track="canary"})
+            errors: sum(events_failed_total{track="canary"})
+    step: "2"
+    min_seconds: 30
+    max_seconds: 300
+    interval: 10
+    timeout: 320
+    state_file: "{{ rollout_run_dir }}/judge.json"
+    on_fail: {socket: /run/haproxy/admin.sock, backend: app, weights: {app1-canary: 0, app1-stable: 100}}
+  register: judge
 """
 
 RETURN = r"""
@@ -259,20 +316,34 @@ result:
       mismatch check of the current step's split).
     - With O(step), C(step) - its C(name), C(first_look), its own C(requests) and C(carried) (the canary and
       baseline requests of the steps before and how many steps they were).
+    - With O(analyses), the statistics are the main analysis's (O(queries)), C(verdict) and C(reason) the
+      combined ones, and C(analyses) maps each analysis's name to its own full result (same keys, its own
+      verdict and reason).
   returned: always
   type: dict
+  contains:
+    analyses:
+      description: Each O(analyses) entry's own full result, by name.
+      returned: when O(analyses) is given
+      type: dict
+      sample: {"events": {"verdict": "pass", "reason": "non-inferiority proven for errors after 2400 canary / 9600 baseline requests"}}
 looks:
   description: Looks made by this task.
   returned: always
   type: int
   sample: 1
 history:
-  description: Verdict, reason and requests of every look made by this task.
+  description:
+    - Verdict, reason and requests of every look made by this task (the combined verdict and reason, the main
+      analysis's requests).
+    - With O(analyses), C(analyses) maps each entry's name to its verdict at that look.
   returned: always
   type: list
   elements: dict
 state:
-  description: The judge's state after the last look (give it back with O(state) to continue).
+  description:
+    - The judge's state after the last look (give it back with O(state) to continue) - C(judge) and C(origin), and
+      with O(analyses) C(analyses) mapping each entry's name to its own C(judge) and C(origin).
   returned: always
   type: dict
 state_file:
@@ -306,6 +377,11 @@ def main():
             baseline=dict(type="dict"),
             canary=dict(type="dict"),
             queries=dict(type="dict"),
+            analyses=dict(type="list", elements="dict", options=dict(
+                name=dict(type="str", required=True),
+                queries=dict(type="dict", required=True),
+                canary_share=dict(type="float", required=True),
+            )),
             provider=dict(type="dict", options=PROVIDER_OPTIONS),
             alpha=dict(type="float", default=0.01),
             canary_share=dict(type="float", default=0.5),

@@ -93,3 +93,12 @@ def test_no_round_starts_without_time_to_read_the_metrics():
     assert [c["timeout"] for c in calls] == [6, 3.5, 1.0]
     assert out["verdict"] == "continue" and out["looks"] == 3 and out["progress"][-1].startswith(
         "canary judge: verdict CONTINUE")
+
+
+def test_the_progress_line_gives_each_analysis_verdict_and_error_evidence():
+    res = round_result("continue", 5, 1, 8.0, {"n": 5})
+    res["result"]["analyses"] = {"events": {"verdict": "pass", "errors": {
+        "e_fail": 0.5, "fail_threshold": 200.0, "e_pass": 31.0, "pass_threshold": 20.0}}}
+    line = action.progress_line(res, 60, 40)
+    assert "| events pass: errors e_fail 0.5/200 e_pass 31/20 |" in line, line
+    assert "events" not in action.progress_line(round_result("continue", 5, 1, 8.0, {"n": 5}), 60, 40)

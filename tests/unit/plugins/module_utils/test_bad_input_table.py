@@ -16,8 +16,8 @@ import os
 import pytest
 
 from ansible_collections.stagegate.rollout.plugins.module_utils import (
-    atomic_file, canary_judge, drift_monitor, durations, feature_flags, haproxy_runtime, jetstream_config, ledger,
-    metric_checks, query_template, rollout_lock, rollout_target, supervisord_program)
+    atomic_file, canary_judge, drift_monitor, durations, feature_flags, haproxy_runtime, jetstream_config,
+    judge_session, ledger, metric_checks, query_template, rollout_lock, rollout_target, supervisord_program)
 
 TARGET = {
     "kind": "hosts", "name": "codex",
@@ -50,6 +50,18 @@ def target(path, value):
 
 def gate(**check):
     return lambda: metric_checks.validate_checks([dict({"name": "g", "query": "vector(0)"}, **check)], provider=PROVIDER)
+
+
+def judge_analyses(*analyses):
+    """The canary judge's O(analyses) check (run before any read): raises what it finds."""
+    queries = {arm: {"requests": "sum(events_total{track=\"%s\"})" % arm} for arm in ("baseline", "canary")}
+    items = [dict({"name": "events", "queries": queries, "canary_share": 0.2}, **a) for a in analyses]
+
+    def call():
+        problem = judge_session.analyses_problem(items)
+        if problem:
+            raise ValueError(problem)
+    return call
 
 
 def consumer(**params):
@@ -169,6 +181,13 @@ CASES = [
      ["canary_share", "0"]),
     ("judge: misspelt option", lambda: canary_judge.CanaryJudge(margni=2), canary_judge.JudgeError,
      ["margni", "accepted"]),
+    ("judge: analyses name 'x y'", judge_analyses({"name": "x y"}), ValueError,
+     ["analyses[0].name", "'x y'", "letters, digits, _ and -"]),
+    ("judge: analyses name twice", judge_analyses({}, {}), ValueError, ["analyses[1].name", "'events'", "unique"]),
+    ("judge: analyses share 1.5", judge_analyses({}, {"name": "jobs", "canary_share": 1.5}), ValueError,
+     ["analyses[1].canary_share", "1.5", "(0, 1)"]),
+    ("judge: analyses queries without canary", judge_analyses({"queries": {"baseline": {"requests": "r"}}}),
+     ValueError, ["analyses[0].queries.canary", "None", "requests"]),
     ("drift: k -1", lambda: drift_monitor.Cusum(target=0.01, sigma=0.005, k=-1), drift_monitor.DriftError,
      ["k", "-1"]),
     ("drift: h 0", lambda: drift_monitor.Cusum(target=0.01, sigma=0.005, h=0), drift_monitor.DriftError, ["h", "0"]),

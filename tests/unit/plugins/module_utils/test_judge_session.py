@@ -11,10 +11,11 @@ import json
 
 import pytest
 
+from ansible_collections.stagegate.rollout.plugins.module_utils import judge_session
 from ansible_collections.stagegate.rollout.plugins.module_utils.judge_session import (
-    SessionError, below, look, minus, queries_problem, read_counts, saved_state, start_judge, zero_like)
+    SessionError, below, look, minus, queries_problem, read_counts, run_judge, saved_state, start_judge, zero_like)
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import (
-    DeadlineError, NoDataError, Sample)
+    DeadlineError, MetricError, NoDataError, Sample)
 
 
 def params(**over):
@@ -132,3 +133,197 @@ def test_look_takes_direct_counts_as_they_are():
     counts = {"baseline": {"requests": 1000, "errors": 10}, "canary": {"requests": 1000, "errors": 12}}
     result, origin = look(judge, counts, origin, counters=False)
     assert origin == {} and result["requests"] == {"baseline": 1000, "canary": 1000}
+
+
+# ----- more than one analysis (option analyses), through run_judge with a fake module and provider -------------
+ON_FAIL = {"socket": "/run/haproxy/admin.sock", "backend": "app", "weights": {"s1": 100, "c1": 0}, "timeout": 2.0}
+
+
+def arm_queries(name):
+    return {arm: {"requests": "%s:%s:requests" % (name, arm), "errors": "%s:%s:errors" % (name, arm)}
+            for arm in ("baseline", "canary")}
+
+
+def events(**over):
+    return dict({"name": "events", "queries": arm_queries("events"), "canary_share": 0.2}, **over)
+
+
+class _Failed(Exception):
+    pass
+
+
+class _Module:
+    check_mode = False
+
+    def __init__(self, source, **over):
+        self.params = params(queries=arm_queries("main"), provider={"type": "prometheus", "url": "http://p:9090"},
+                             baseline=None, canary=None, analyses=None, interval=1, timeout=3600, looks=0,
+                             on_fail=ON_FAIL)
+        self.params.update(over)
+        self._provider = source
+
+    def provider(self, spec):
+        return self._provider
+
+    def fail(self, msg, **result):
+        raise _Failed(msg, result)
+
+
+class _Rounds:
+    """A provider whose counters grow with the look: ``rates[name][arm]`` = (requests, errors) per look."""
+
+    def __init__(self, rates, first=0, broken=None):
+        self.rates = rates
+        self.round = first - 1
+        self.reads = []
+        self.broken = broken        # (query, from round): a MetricError from then on
+
+    def begin_round(self, budget=None):
+        self.round += 1
+        self.reads.append("round")
+
+    def budget(self):
+        return 1.0
+
+    def scalar(self, query):
+        self.reads.append(query)
+        if self.broken and query == self.broken[0] and self.round >= self.broken[1]:
+            raise MetricError("connection refused")
+        name, arm, field = query.split(":")
+        per_look = self.rates[name][arm]
+        return float(1000 + self.round * per_look[0 if field == "requests" else 1])
+
+
+HEALTHY = {"baseline": (4000, 0), "canary": (1000, 0)}
+SLOW_HEALTHY = {"baseline": (800, 0), "canary": (200, 0)}
+FAILING = {"baseline": (800, 8), "canary": (200, 30)}
+
+
+@pytest.fixture
+def aborts(monkeypatch):
+    calls = []
+
+    def abort(spec, decided_at, check_mode=False):
+        calls.append(spec)
+        return {"applied": False, "changed": False, "error": "fake abort"}
+    monkeypatch.setattr(judge_session, "abort_traffic", abort)
+    monkeypatch.setattr(judge_session.time, "sleep", lambda s: None)
+    return calls
+
+
+def test_an_extra_analysis_that_fails_fails_the_step_with_its_label_and_the_fast_abort(aborts):
+    provider = _Rounds({"main": HEALTHY, "events": FAILING})
+    out = run_judge(_Module(provider, analyses=[events()]))
+    assert out["verdict"] == "fail" and out["result"]["verdict"] == "fail"
+    assert out["reason"].startswith("analyses.events: error rate ") and "queries:" not in out["reason"]
+    assert out["result"]["analyses"]["events"]["verdict"] == "fail"
+    assert out["result"]["analyses"]["events"]["reason"] == out["reason"][len("analyses.events: "):]
+    assert aborts == [ON_FAIL] and out["on_fail"]["error"] == "fake abort"
+    assert [h["analyses"] for h in out["history"]][-1] == {"events": "fail"}
+    # one provider round per look: the main analysis's arms first, then the extra one's
+    assert provider.reads[:9] == ["round", "main:baseline:requests", "main:baseline:errors", "main:canary:requests",
+                                  "main:canary:errors", "events:baseline:requests", "events:baseline:errors",
+                                  "events:canary:requests", "events:canary:errors"]
+    assert provider.reads.count("round") == len(out["history"])
+
+
+def test_the_step_passes_only_once_every_analysis_has_passed(aborts):
+    provider = _Rounds({"main": HEALTHY, "events": SLOW_HEALTHY})
+    out = run_judge(_Module(provider, analyses=[events()]))
+    assert out["verdict"] == "pass" and not aborts
+    verdicts = [(h["verdict"], h["analyses"]["events"]) for h in out["history"]]
+    # the main analysis passed first (its pass latched), the step went on until the events passed too
+    waited = [h for h in out["history"] if h["reason"].startswith("queries: non-inferiority proven")][:-1]
+    assert len(waited) >= 3 and all(h["verdict"] == "continue" for h in waited), verdicts
+    assert all(h["analyses"] == {"events": "continue"} for h in waited), verdicts
+    assert verdicts[-1] == ("pass", "pass") and ("pass", "pass") not in verdicts[:-1]
+    assert out["reason"].startswith("queries: non-inferiority proven") and "; analyses.events: non-inferiority" in \
+        out["reason"]
+    assert out["result"]["requests"]["canary"] > out["result"]["analyses"]["events"]["requests"]["canary"] > 0
+
+
+def test_the_fail_alpha_is_split_equally_and_pass_alpha_is_not(aborts):
+    out = run_judge(_Module(_Rounds({"main": HEALTHY, "events": HEALTHY}), analyses=[events()], looks=2,
+                            pass_alpha=0.05))
+    assert out["result"]["alpha"] == 0.005 and out["result"]["analyses"]["events"]["alpha"] == 0.005
+    assert out["state"]["judge"]["options"]["alpha"] == 0.005
+    assert out["state"]["analyses"]["events"]["judge"]["options"]["alpha"] == 0.005
+    assert out["state"]["analyses"]["events"]["judge"]["options"]["canary_share"] == 0.2
+    assert out["result"]["analyses"]["events"]["pass_alpha"] == 0.05
+    # without analyses: today's alpha, result and state shapes
+    alone = run_judge(_Module(_Rounds({"main": HEALTHY}), looks=2))
+    assert alone["result"]["alpha"] == 0.01 and "analyses" not in alone["result"]
+    assert sorted(alone["state"]) == ["judge", "origin"] and "analyses" not in alone["history"][-1]
+    assert not alone["reason"].startswith("queries:")
+
+
+def test_a_new_step_carries_every_analysis_evidence(aborts):
+    one = run_judge(_Module(_Rounds({"main": SLOW_HEALTHY, "events": SLOW_HEALTHY}), analyses=[events()],
+                            step="1", looks=3))
+    assert sorted(one["state"]) == ["analyses", "judge", "origin"]
+    assert sorted(one["state"]["analyses"]["events"]) == ["judge", "origin"]
+    before = one["result"]["analyses"]["events"]["requests"]["canary"]
+    assert before == 400.0
+    two = run_judge(_Module(_Rounds({"main": SLOW_HEALTHY, "events": SLOW_HEALTHY}, first=3),
+                            analyses=[events(canary_share=0.3)], step="2", canary_share=0.3, looks=3,
+                            state=one["state"]))
+    extra = two["result"]["analyses"]["events"]
+    assert extra["step"]["name"] == "2"
+    assert extra["step"]["carried"] == {"canary": before, "baseline": 1600.0, "steps": 1}
+    assert extra["requests"]["canary"] == before + 400.0 and extra["srm"]["declared_share"] == 0.3
+    assert two["state"]["analyses"]["events"]["origin"] == one["state"]["analyses"]["events"]["origin"]
+
+
+@pytest.mark.parametrize("given", [[], [events(name="jobs")], [events(), events(name="jobs")]])
+def test_a_saved_state_of_other_analyses_is_refused(aborts, given):
+    one = run_judge(_Module(_Rounds({"main": HEALTHY, "events": HEALTHY}), analyses=[events()], looks=2))
+    provider = _Rounds({"main": HEALTHY, "events": HEALTHY, "jobs": HEALTHY})
+    with pytest.raises(_Failed) as failed:
+        run_judge(_Module(provider, analyses=given, state=one["state"]))
+    msg = failed.value.args[0]
+    assert msg.startswith("analyses: the saved state was made with the analyses ['events'], given %s"
+                          % sorted(item["name"] for item in given)) and "reset: true" in msg, msg
+    assert provider.reads == [] and not aborts
+
+
+@pytest.mark.parametrize("analyses,message", [
+    ([events(name="x y")], "analyses[0].name: 'x y' is not accepted (accepted: letters, digits, _ and -; unique; "
+                           "not 'queries')"),
+    ([events(), events()], "analyses[1].name: 'events' is not accepted"),
+    ([events(name="queries")], "analyses[0].name: 'queries' is not accepted"),
+    ([events(), events(name="jobs", canary_share=1.5)],
+     "analyses[1].canary_share: 1.5 is not accepted (accepted: a share in (0, 1))"),
+    ([events(canary_share=0.0)], "analyses[0].canary_share: 0.0 is not accepted"),
+    ([events(queries={"baseline": {"requests": "r"}})], "analyses[0].queries.canary must be a dict with at least"),
+    ([events(queries=dict(arm_queries("events"), other={}))], "analyses[0].queries: unknown keys ['other']"),
+])
+def test_bad_analyses_are_refused_before_any_read(aborts, analyses, message):
+    provider = _Rounds({"main": HEALTHY, "events": HEALTHY, "jobs": HEALTHY})
+    with pytest.raises(_Failed) as failed:
+        run_judge(_Module(provider, analyses=analyses))
+    assert failed.value.args[0].startswith(message), failed.value.args[0]
+    assert provider.reads == [] and not aborts
+
+
+def test_analyses_are_refused_with_direct_counts(aborts):
+    with pytest.raises(_Failed, match="analyses needs queries"):
+        run_judge(_Module(None, queries=None, provider=None, interval=0, analyses=[events()],
+                          baseline={"requests": 10, "errors": 0}, canary={"requests": 10, "errors": 0}))
+
+
+def test_an_extra_analysis_that_cannot_be_read_fails_closed_naming_its_field(aborts):
+    provider = _Rounds({"main": HEALTHY, "events": HEALTHY}, broken=("events:canary:requests", 2))
+    with pytest.raises(_Failed) as failed:
+        run_judge(_Module(provider, analyses=[events()]))
+    msg = failed.value.args[0]
+    assert msg.startswith("analyses.events.queries.canary: connection refused; fast abort: fake abort"), msg
+    assert aborts == [ON_FAIL] and provider.reads.count("round") == 3
+
+
+def test_read_counts_names_the_fields_left_of_the_later_analyses():
+    late = _Provider({"r": 5.0, "e": DeadlineError("deadline passed")})
+    with pytest.raises(SessionError) as err:
+        read_counts(late, "baseline", {"requests": "r", "errors": "e"}, after=["canary"], field="analyses.a.queries",
+                    later=["analyses.b.queries"])
+    assert str(err.value) == ("analyses.a.queries.baseline: deadline passed (look budget 2.5 s; not read: "
+                              "analyses.a.queries.baseline.errors, analyses.a.queries.canary, analyses.b.queries)")
