@@ -9,7 +9,8 @@ is empty through the ``phase_plan_problems`` filter (roles/rollout_phase/tasks/c
 shape (steps, weights, batches) is checked by ``rollout_target.plan()``; this module checks the choices between
 the phase, the strategy and the target kind, and a queue consumer's canary (``split: events``: one step whose
 weight is the cohort's share of the events, the judge's queries and the names of the consumer's split flags from
-the inventory, kind hosts only).
+the inventory, kind hosts only; ``split: both``: the steps' HTTP share and a cohort of the events together, the
+events arm's share and judge queries in ``events``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,7 +24,9 @@ from ansible_collections.stagegate.rollout.plugins.module_utils.judge_inputs imp
     JUDGE_DEFAULTS, JudgeError, validate_options)
 
 STRATEGIES = ("progressive", "blue-green")
-SPLITS = ("http", "events")
+SPLITS = ("http", "events", "both")
+# rollout_canary.events keys of split both only (with split events: the step's weight and rollout_canary.judge_queries)
+BOTH_EVENT_FIELDS = ("share", "judge_queries")
 # rollout_canary.events: the names of the consumer's split flags (the inventory's; no service is special)
 EVENT_FLAG_FIELDS = ("side_flag", "after_flag", "until_flag", "consume_flag")
 EVENT_SECONDS_DEFAULTS = {"settle_seconds": 2, "drain_seconds": 60}
@@ -156,29 +159,9 @@ _FLAG_EXAMPLES = {"side_flag": "EVENTS_SIDE (all | cohort | rest)",
                   "consume_flag": "CONSUMER_ENABLED (false pauses the consumer)"}
 
 
-def split_problems(phase, given, plan, kind="hosts", schema=None, nats=None, failure_policy="rollback"):
-    """``rollout_<phase>.split``: ``http`` (the canary slots' share of the HTTP traffic) or ``events`` (a queue
-    consumer's canary: HTTP weight 0, the canary slots take a cohort of the events). ``schema``: the flag names of
-    ``rollout_flag_schema`` (None: not checked); ``nats``: the target's ``nats`` section (None: not checked)."""
-    field = "rollout_%s" % phase
-    chosen = split(given)
-    if chosen not in SPLITS:
-        return ["%s.split: %s is not accepted (accepted: %s)" % (field, _json(chosen), ", ".join(SPLITS))]
-    if chosen != "events":
-        return []
-    if phase != "canary":
-        return ["%s.split: events splits the canary's events, and %s has no canary share (accepted: http, or no "
-                "split)" % (field, phase)]
+def _events_only_problems(field, given, plan):
+    """``split: events``: the one step is the cohort's share, the judge's queries are the event counters."""
     out = []
-    if kind == "kubernetes":
-        out.append("%s.split: events is run on kind hosts only (the fences reload the slots' flags; accepted on "
-                   "kind kubernetes: http)" % field)
-    if failure_policy == "hold":
-        out.append("rollout_on_fail / rollout_irreversible: hold is not run with %s.split events (a held split "
-                   "would keep the stable slots off the cohort's events; accepted: rollback)" % field)
-    if strategy(given) == "blue-green":
-        out.append("%s.split: events splits the events between the stable and the canary slots; blue-green gives "
-                   "the canary everything (accepted with split events: strategy progressive)" % field)
     queries = given.get("judge_queries")
     missing = [arm for arm in ("baseline", "canary") if _judge_arm_missing(queries, arm)]
     if missing:
@@ -192,7 +175,7 @@ def split_problems(phase, given, plan, kind="hosts", schema=None, nats=None, fai
                    % (field, "left out (the defaults are HTTP weights)" if steps is None else _json(steps)))
     else:
         weight = (steps[0] or {}).get("weight") if isinstance(steps[0], dict) else None
-        if isinstance(weight, bool) or not _WHOLE_SECONDS.match(str(weight)) or not 1 <= int(weight) <= 99:
+        if not _percent(weight):
             out.append("%s.steps[0].weight: %s is not accepted with split events (accepted: the cohort's share of "
                        "the events in percent, 1..99)" % (field, _json(weight)))
         elif isinstance(steps[0], dict) and steps[0].get("judge") is False:
@@ -202,11 +185,69 @@ def split_problems(phase, given, plan, kind="hosts", schema=None, nats=None, fai
         out.append("%s.gates: none given, so the default gates would look at the canary slots' HTTP requests, which "
                    "take no traffic with split events (no data fails them) (accepted: gates on the event metrics, or "
                    "thresholds: {} for none)" % field)
+    events = given.get("events") if isinstance(given.get("events"), dict) else {}
+    for key in BOTH_EVENT_FIELDS:
+        if key in events:
+            out.append("%s.events.%s: given with split events (accepted with split both only; with split events the "
+                       "step's weight is the cohort's share and %s.judge_queries the event counters)"
+                       % (field, key, field))
+    return out
+
+
+def _both_problems(field, given):
+    """``split: both``: the steps are HTTP weights; the events arm has its own share and judge queries."""
+    events = given.get("events") if isinstance(given.get("events"), dict) else {}
+    out = []
+    if not _percent(events.get("share")):
+        out.append("%s.events.share: %s is not accepted with split both (accepted: the cohort's share of the events "
+                   "in percent, 1..99; the events judge's expected canary share)" % (field, _json(events.get("share"))))
+    queries = events.get("judge_queries")
+    missing = [arm for arm in ("baseline", "canary") if _judge_arm_missing(queries, arm)]
+    if missing:
+        out.append("%s.events.judge_queries: %s (accepted with split both: baseline and canary queries of the two "
+                   "arms' event counters, each with requests, errors and latency_buckets)"
+                   % (field, "no " + " and no ".join("%s.requests" % a for a in missing)))
+    steps = given.get("steps")
+    if isinstance(steps, list) and not any(isinstance(s, dict) and s.get("judge", True) is not False for s in steps):
+        out.append("%s.steps: no judged step (accepted with split both: at least one step with judge true; the "
+                   "judge decides on the requests and the events together)" % field)
+    return out
+
+
+def _percent(value):
+    return not isinstance(value, bool) and bool(_WHOLE_SECONDS.match(str(value))) and 1 <= int(value) <= 99
+
+
+def split_problems(phase, given, plan, kind="hosts", schema=None, nats=None, failure_policy="rollback"):
+    """``rollout_<phase>.split``: ``http`` (the canary slots' share of the HTTP traffic), ``events`` (a queue
+    consumer's canary: HTTP weight 0, the canary slots take a cohort of the events) or ``both`` (the steps' HTTP
+    share and a cohort of the events, judged together). ``schema``: the flag names of ``rollout_flag_schema``
+    (None: not checked); ``nats``: the target's ``nats`` section (None: not checked)."""
+    field = "rollout_%s" % phase
+    chosen = split(given)
+    if chosen not in SPLITS:
+        return ["%s.split: %s is not accepted (accepted: %s)" % (field, _json(chosen), ", ".join(SPLITS))]
+    if chosen == "http":
+        return []
+    if phase != "canary":
+        return ["%s.split: %s splits the canary's events, and %s has no canary share (accepted: http, or no "
+                "split)" % (field, chosen, phase)]
+    out = []
+    if kind == "kubernetes":
+        out.append("%s.split: %s is run on kind hosts only (the fences reload the slots' flags; accepted on "
+                   "kind kubernetes: http)" % (field, chosen))
+    if failure_policy == "hold":
+        out.append("rollout_on_fail / rollout_irreversible: hold is not run with %s.split %s (a held split "
+                   "would keep the stable slots off the cohort's events; accepted: rollback)" % (field, chosen))
+    if strategy(given) == "blue-green":
+        out.append("%s.split: %s splits the events between the stable and the canary slots; blue-green gives "
+                   "the canary everything (accepted with split %s: strategy progressive)" % (field, chosen, chosen))
+    out += _events_only_problems(field, given, plan) if chosen == "events" else _both_problems(field, given)
     out += _event_config_problems(field, given.get("events"), plan.get("flags") or {}, schema)
     if nats is not None:
         if not (nats or {}).get("stream") or not (nats or {}).get("durable"):
-            out.append("rollout_target.nats: split events needs the target's stream and stable durable (accepted: "
-                       "nats with stream and durable)")
+            out.append("rollout_target.nats: split %s needs the target's stream and stable durable (accepted: "
+                       "nats with stream and durable)" % chosen)
         elif isinstance(given.get("events"), dict) and given["events"].get("durable") == nats.get("durable"):
             out.append("%s.events.durable: %s is the stable slots' durable (rollout_target.nats.durable) (accepted: "
                        "another durable, the canary slots' own)" % (field, _json(nats.get("durable"))))

@@ -18,6 +18,15 @@ would double the test's time):
   stable slots take every event again and the stable durable is replayed from the rollout start - and every event
   is recorded exactly once by a healthy version (the cohort's events v3 handled were replayed to v1).
 
+``split: both`` (a service that serves HTTP and consumes events; the rollout_canary of these cases is given as an
+extra variable), with HTTP load through HAProxy (``demo.loadgen.LoadGen``, no events of its own) beside the events:
+
+* a healthy v4 takes 10 % then 50 % of the HTTP traffic and the cohort of the events all along; each step's judge
+  looked at the requests and at the events together (the ledger's ``analyses.events``), the split ended at a fence
+  and the canary slots, their HTTP weight back at 0, stopped; every event once;
+* v5 fails 10 % of its requests and events: judged fail at 10 % (on the requests or the events, whichever proved it
+  first), rolled back - no HTTP traffic to v5 after it, every event recorded exactly once by a healthy version.
+
 Not real: one app host (localhost), the hosts' code is the demo service from this checkout.
 """
 import asyncio
@@ -31,6 +40,7 @@ import time
 import pytest
 import yaml
 
+from demo.loadgen import LoadGen
 from demo.repos import REPOSITORIES
 from demo.service import cohort
 from demo.stack.local import STREAM, LocalStack
@@ -46,7 +56,7 @@ IN_COHORT = frozenset(r for r in REPOSITORIES if cohort.in_cohort(r, PERCENT, SE
 # events go round the repositories evenly: the cohort's share of the events, a whole percent (50 repositories)
 SHARE = round(100.0 * len(IN_COHORT) / len(REPOSITORIES))
 STABLE_DURABLE, CANARY_DURABLE = "org-brain", "org-brain-canary"
-HEALTHY = ("v1", "v2")
+HEALTHY = ("v1", "v2", "v4")
 
 
 def _arm(slot):
@@ -85,6 +95,16 @@ def _inventory_vars(schema):
                        "query": 'sum(increase(demo_slot_events_total{job="demo",slot="canary",outcome="failed"}'
                                 '[$window])) or vector(0)', "lt": 1}]},
     }
+
+
+def _both_canary(schema_vars):
+    """rollout_canary of a split of both (docs/phases.md): the HTTP steps, the events arm's share and queries."""
+    given = schema_vars["rollout_canary"]
+    events = dict(given["events"], share=SHARE, judge_queries=given["judge_queries"])
+    steps = [{"weight": w, "min_analysis_seconds": 5, "analysis_seconds": "{{ cc_analysis_seconds }}"} for w in (10, 50)]
+    return dict({k: v for k, v in given.items() if k not in ("judge_queries", "events", "steps")},
+                split="both", events=events, steps=steps,
+                judge={"alpha": 0.01, "interval": 1, "error_abs_margin": 0.02, "latency_margin": 0.5})
 
 
 class Publisher(threading.Thread):
@@ -140,9 +160,10 @@ class Site:
                   encoding="utf-8") as fh:
             fh.write("# tests/integration/consumer_canary: a consumer canary, no HTTP split\n")
             yaml.safe_dump(_inventory_vars(schema), fh, default_flow_style=False, sort_keys=False)
+        self.both_canary = _both_canary(_inventory_vars(schema))
         self.stack.install("v1")
         # the staging promotion of both releases, recorded (not run: staging is not what this tests)
-        run, dummy = self.play(os.path.join(HERE, "staged.yml"), "v2", extra={"consumer_canary_releases": ["v2", "v3"]})
+        run, dummy = self.play(os.path.join(HERE, "staged.yml"), "v2", extra={"consumer_canary_releases": ["v2", "v3", "v4", "v5"]})
         assert run.rc == 0, run.stdout[-3000:]
         self.publisher = Publisher(info["nats"]["url"])
         self.publisher.start()
@@ -312,3 +333,72 @@ def test_a_consumer_canary_failing_10_percent_of_its_events_is_rolled_back_and_s
     assert (rollback["evidence"]["replay"].get("replay") or {}).get("recreated"), rollback  # from the rollout start
     print("consumer canary v3: canary phase %.0f s; judged fail (%s); fence at %d, %d events handled by v3, all "
           "replayed to v1; %d events" % (canary_s, judge["reason"], fence, len(v3), len(events)))
+
+
+def _split_both(site, version, seconds):
+    """The canary phase of ``version`` with rollout_canary of a split of both, under HTTP load through HAProxy:
+    (run, seconds, the load's report, the load's requests of the last 3 s by version)."""
+    load = LoadGen(site.info["haproxy"]["frontend_url"], rate=60, workers=8, nats_url=None)
+    load.start()
+    try:
+        run, canary_s = site.play("canary", version, extra={"cc_analysis_seconds": seconds,
+                                                            "rollout_canary": site.both_canary})
+        time.sleep(4.0)
+        last = load.window(3.0)
+    finally:
+        report = load.stop()
+    return run, canary_s, report, last
+
+
+def test_a_healthy_canary_of_requests_and_events_is_judged_on_both_and_promoted(site):
+    run, canary_s, report, last = _split_both(site, "v4", 40)
+    assert run.rc == 0, run.stdout[-4000:]
+    entries = site.ledger("v4")
+    begin, end = _entry(entries, "split", "begin"), _entry(entries, "split", "end")
+    judged = [e for e in entries if e["event"] == "judge"]
+    assert [int(e["evidence"]["weight"]) for e in judged] == [10, 50], judged
+    for entry in judged:
+        # the requests and the events, judged in the same looks; the step's verdict is theirs together
+        events = entry["evidence"]["analyses"]["events"]
+        assert entry["evidence"]["requests"]["canary"] > 20 and events["requests"]["canary"] > 20, entry
+        assert events["verdict"] in ("pass", "continue", "inconclusive"), entry
+        assert entry["evidence"]["verdict"] in ("pass", "inconclusive"), entry
+        assert entry["evidence"]["verdict"] != "pass" or events["verdict"] == "pass", entry
+    assert report["by_version"]["v4"]["requests"] > 100 and report["by_version"]["v4"]["errors"] == 0, report
+    assert "v4" not in last and last.get("v1", {}).get("requests", 0) > 0, last  # HTTP weight 0 once promoted
+    assert _canary_durable_gone(site.info["nats"]["url"])
+
+    fence, until = int(begin["evidence"]["after_seq"]), int(end["evidence"]["until_seq"])
+    recs, events = site.all_recorded_once("every event recorded after v4's promotion")
+    seq_of = {r["event_id"]: r["seq"] for r in recs}
+    by_event = collections.Counter(r["event_id"] for r in recs if r["version"] in HEALTHY)  # v3's were replayed
+    assert {eid for eid, dummy in events} <= set(by_event) and set(by_event.values()) == {1}
+    v4 = {r["event_id"] for r in recs if r["version"] == "v4"}
+    assert v4 and v4 == {eid for eid, repo in events if repo in IN_COHORT and fence < seq_of[eid] <= until}
+    print("split both v4: canary phase %.0f s; judge %s; v4 served %d requests and took %d events"
+          % (canary_s, [(e["evidence"]["verdict"], e["evidence"]["analyses"]["events"]["verdict"],
+                         e["evidence"]["seconds"]) for e in judged], report["by_version"]["v4"]["requests"], len(v4)))
+
+
+def test_a_failing_canary_of_requests_and_events_is_rolled_back_with_nothing_lost(site):
+    site.faults("DEMO_FAULT_ERROR_RATE__V5=0.1\n")
+    try:
+        run, canary_s, report, last = _split_both(site, "v5", 60)
+    finally:
+        site.faults("")
+    assert run.rc != 0 and "rolled back" in run.stdout, run.stdout[-4000:]
+    entries = site.ledger("v5")
+    judge, rollback = _entry(entries, "judge"), _entry(entries, "rollback")
+    assert judge["evidence"]["verdict"] == "fail" and int(judge["evidence"]["weight"]) == 10, judge
+    assert judge["reason"].startswith(("queries: ", "analyses.events: ")), judge
+    assert "events" in judge["evidence"]["analyses"], judge
+    assert rollback["decision"] == "rolled_back" and rollback["evidence"]["left"] == [], rollback
+    assert "v5" not in last and _canary_durable_gone(site.info["nats"]["url"])
+
+    recs, events = site.all_recorded_once("v1 to record every event after v5's rollback")
+    healthy = collections.Counter(r["event_id"] for r in recs if r["version"] in HEALTHY)
+    assert {eid for eid, dummy in events} <= set(healthy) and set(healthy.values()) == {1}
+    v5 = {r["event_id"] for r in recs if r["version"] == "v5"}
+    assert v5 <= set(healthy)  # what v5 took was replayed to the stable
+    print("split both v5: canary phase %.0f s; judged fail (%s) after %s s; %d events handled by v5, all replayed"
+          % (canary_s, judge["reason"][:160], judge["evidence"]["seconds"], len(v5)))

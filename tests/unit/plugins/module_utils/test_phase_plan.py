@@ -111,7 +111,7 @@ def test_an_event_split_as_the_docs_declare_it_has_no_problem():
 
 
 @pytest.mark.parametrize("changes, expected", [
-    ({"split": "queue"}, 'rollout_canary.split: "queue" is not accepted (accepted: http, events)'),
+    ({"split": "queue"}, 'rollout_canary.split: "queue" is not accepted (accepted: http, events, both)'),
     ({"judge_queries": None}, "rollout_canary.judge_queries: no baseline.requests and no canary.requests (accepted "
                               "with split events: baseline and canary queries"),
     ({"judge_queries": {"baseline": {"requests": "a"}}}, "rollout_canary.judge_queries: no canary.requests"),
@@ -169,6 +169,68 @@ def test_an_event_split_is_not_held():
     assert problems("canary", given, given, failure_policy="hold") == [
         "rollout_on_fail / rollout_irreversible: hold is not run with rollout_canary.split events (a held split would "
         "keep the stable slots off the cohort's events; accepted: rollback)"]
+
+
+def _both_plan(**changes):
+    """A canary of a service that serves HTTP and consumes events (docs/phases.md, split both), with ``changes``
+    to its ``events``; the steps are the default HTTP weights."""
+    events_plan = _events_plan()
+    given = {"split": "both", "flags": events_plan["flags"],
+             "events": dict(events_plan["events"], share=30, judge_queries=events_plan["judge_queries"])}
+    for key, value in changes.items():
+        if value is None:
+            given["events"].pop(key, None)
+        else:
+            given["events"][key] = value
+    return given
+
+
+def test_a_split_of_both_as_the_docs_declare_it_has_no_problem():
+    given = _both_plan()
+    assert problems("canary", given, dict(given, thresholds={"error_rate": 0.05}), schema=SCHEMA, nats=NATS) == []
+    given["steps"] = [{"weight": 10, "analysis_seconds": 60}, {"weight": 50, "analysis_seconds": 60}]
+    assert problems("canary", given, given, schema=SCHEMA, nats=NATS) == []
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"share": None}, "rollout_canary.events.share: null is not accepted with split both (accepted: the cohort's "
+                      "share of the events in percent, 1..99"),
+    ({"share": 100}, "rollout_canary.events.share: 100 is not accepted with split both"),
+    ({"share": True}, "rollout_canary.events.share: true is not accepted with split both"),
+    ({"judge_queries": None}, "rollout_canary.events.judge_queries: no baseline.requests and no canary.requests "
+                              "(accepted with split both: baseline and canary queries of the two arms' event"),
+    ({"judge_queries": {"baseline": {"requests": "a"}, "canary": {}}},
+     "rollout_canary.events.judge_queries: no canary.requests"),
+    ({"durable": "org-brain"}, 'rollout_canary.events.durable: "org-brain" is the stable slots\' durable'),
+])
+def test_a_bad_split_of_both_is_refused_naming_the_field_value_and_what_is_accepted(changes, expected):
+    given = _both_plan(**changes)
+    found = problems("canary", given, given, schema=SCHEMA, nats=NATS)
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_a_split_of_both_needs_a_judged_step_hosts_progressive_and_rollback():
+    given = dict(_both_plan(), steps=[{"weight": 10, "judge": False}])
+    assert problems("canary", given, given, schema=SCHEMA, nats=NATS) == [
+        "rollout_canary.steps: no judged step (accepted with split both: at least one step with judge true; the "
+        "judge decides on the requests and the events together)"]
+    given = _both_plan()
+    assert problems("canary", given, given, kind="kubernetes") == [
+        "rollout_canary.split: both is run on kind hosts only (the fences reload the slots' flags; accepted on "
+        "kind kubernetes: http)"]
+    assert problems("canary", given, given, failure_policy="hold") == [
+        "rollout_on_fail / rollout_irreversible: hold is not run with rollout_canary.split both (a held split would "
+        "keep the stable slots off the cohort's events; accepted: rollback)"]
+    assert problems("production", {"split": "both"}, {}) == [
+        "rollout_production.split: both splits the canary's events, and production has no canary share "
+        "(accepted: http, or no split)"]
+
+
+def test_the_events_arm_fields_of_split_both_are_refused_with_split_events():
+    given = _events_plan(events=dict(_events_plan()["events"], share=30))
+    assert problems("canary", given, given, schema=SCHEMA, nats=NATS) == [
+        "rollout_canary.events.share: given with split events (accepted with split both only; with split events the "
+        "step's weight is the cohort's share and rollout_canary.judge_queries the event counters)"]
 
 
 def test_the_judge_options_the_inventories_declare_have_no_problem():
