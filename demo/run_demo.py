@@ -274,7 +274,8 @@ class Demo:
             weights = list(self.run["weights"])
         sent = _read_jsonl(os.path.join(self.info["workdir"], "events.jsonl"))
         published = _read_jsonl(self.info["publish_file"])
-        durable = self.info["nats"]["durable"]
+        # the staging shadow's build-only records left out (a canary's records count, on whichever durable)
+        published = [r for r in published if r.get("action") != "built"]
         for rb in self.run["rollbacks"]:
             start = rb["verdict_at"] or rb["finished_at"]
             if not rb.get("traffic_restored_at"):
@@ -286,12 +287,10 @@ class Demo:
             since = _epoch(rep.get("from_time"))
             if rep.get("events_replayed") is None and since is not None:
                 rep["events_replayed"] = sum(1 for e in sent if since <= e.get("ts", 0) <= rb["finished_at"])
-            by_bad = {r["event_id"] for r in published
-                      if r.get("version") == rb["release"] and r.get("durable", durable) == durable}
+            by_bad = {r["event_id"] for r in published if r.get("version") == rb["release"]}
             rep["reprocessed_by_stable"] = len({
                 r["event_id"] for r in published
                 if r.get("version") != rb["release"] and r.get("version") not in bad_versions
-                and r.get("durable", durable) == durable
                 and r["event_id"] in by_bad and r.get("ts", 0) >= start})
 
     # --- the stack ------------------------------------------------------------------------------
@@ -551,7 +550,6 @@ def account_events(info, bad_versions, timeout=30.0, say=print):
     if os.path.exists(ev_path):
         with open(ev_path, encoding="utf-8") as fh:
             sent = [json.loads(line)["id"] for line in fh if line.strip()]
-    durable = info["nats"]["durable"]
 
     def healthy_records():
         recs = []
@@ -562,7 +560,9 @@ def account_events(info, bad_versions, timeout=30.0, say=print):
                         r = json.loads(line)
                     except ValueError:
                         continue
-                    if r.get("durable", durable) == durable:
+                    # the staging shadow's build-only records do not count (its own durable, nothing published);
+                    # the stable slots' and a canary's, on its own durable during a split of the events, do
+                    if r.get("action") != "built":
                         recs.append(r)
         return recs
 

@@ -53,7 +53,8 @@ options:
     type: int
     default: 0
   schema:
-    description: The flags of C(rollout_flag_schema) (names); with C(split=events) the split flags must be among them.
+    description: C(rollout_flag_schema) or its flag names; with C(split=events) or V(both) the split flags must be
+      among them, and (the schema itself) no flag may require the consume flag.
       Left out - not checked.
     type: raw
   nats:
@@ -84,7 +85,8 @@ from ansible_collections.stagegate.rollout.plugins.module_utils.phase_plan impor
 def phase_plan_problems(phase, given, plan, kind="hosts", router=None, failure_policy="rollback", sentinels=0,
                         schema=None, nats=None):
     return problems(phase, given, plan, kind=kind, router=router, failure_policy=failure_policy,
-                    sentinels=int(sentinels or 0), schema=None if schema is None else list(schema), nats=nats)
+                    sentinels=int(sentinels or 0),
+                    schema=None if schema is None else schema if isinstance(schema, dict) else list(schema), nats=nats)
 
 
 class FilterModule(object):

@@ -147,11 +147,26 @@ def _event_config_problems(field, events, flags, schema):
             if isinstance(name, str) and name and name not in schema:
                 out.append("%s.events.%s: %s is not a flag of rollout_flag_schema (accepted: a declared flag; "
                            "declared: %s)" % (field, key, _json(name), ", ".join(sorted(schema)) or "none"))
+        out += _consume_flag_required(field, events.get("consume_flag"), schema)
     for key in EVENT_SECONDS_DEFAULTS:
         if key in events and not _WHOLE_SECONDS.match(str(events[key])):
             out.append("%s.events.%s: %s is not accepted (accepted: whole seconds > 0)"
                        % (field, key, _json(events[key])))
     return out
+
+
+def _consume_flag_required(field, name, schema):
+    """The consume flag pauses a side by going false: a flag that ``requires`` it (rollout_flag_schema) would make
+    that reload refused while it is on - e.g. on a stable slot that runs a later phase's flags."""
+    if not isinstance(schema, dict) or not isinstance(name, str):
+        return []
+    needing = sorted(flag for flag, spec in schema.items()
+                     if isinstance(spec, dict) and name in (spec.get("requires") or []))
+    if not needing:
+        return []
+    return ["%s.events.consume_flag: %s is required by %s in rollout_flag_schema: pausing a slot by turning it off "
+            "is refused while %s on (accepted: a consume flag no flag requires)"
+            % (field, _json(name), ", ".join(needing), ", ".join(needing) + (" is" if len(needing) == 1 else " are"))]
 
 
 _FLAG_EXAMPLES = {"side_flag": "EVENTS_SIDE (all | cohort | rest)",
@@ -221,8 +236,8 @@ def _percent(value):
 def split_problems(phase, given, plan, kind="hosts", schema=None, nats=None, failure_policy="rollback"):
     """``rollout_<phase>.split``: ``http`` (the canary slots' share of the HTTP traffic), ``events`` (a queue
     consumer's canary: HTTP weight 0, the canary slots take a cohort of the events) or ``both`` (the steps' HTTP
-    share and a cohort of the events, judged together). ``schema``: the flag names of ``rollout_flag_schema``
-    (None: not checked); ``nats``: the target's ``nats`` section (None: not checked)."""
+    share and a cohort of the events, judged together). ``schema``: ``rollout_flag_schema`` or its flag names
+    (None: not checked; the schema itself: the flags that require the consume flag checked too); ``nats``: the target's ``nats`` section (None: not checked)."""
     field = "rollout_%s" % phase
     chosen = split(given)
     if chosen not in SPLITS:

@@ -71,6 +71,7 @@ def _inventory_vars(schema):
     return {
         "demo_shortened": True,
         "rollout_flag_schema": dict(schema, **{
+            "CODEX_CONSUME_ENABLED": {"type": "bool", "default": True, "description": "False pauses the consumer."},
             "CODEX_EVENTS": {"type": "enum", "choices": ["all", "cohort", "rest"], "default": "all",
                              "description": "Which events a slot takes."},
             "CODEX_EVENT_COHORT_PERCENT": {"type": "int", "default": 0, "description": "The cohort's hashed share."},
@@ -84,7 +85,7 @@ def _inventory_vars(schema):
             "environment": {"DEMO_DURABLE": CANARY_DURABLE},
             "events": {"durable": CANARY_DURABLE, "side_flag": "CODEX_EVENTS",
                        "after_flag": "CODEX_EVENT_SPLIT_AFTER_SEQ", "until_flag": "CODEX_EVENT_SPLIT_UNTIL_SEQ",
-                       "consume_flag": "CODEX_PUBLISH_ENABLED",
+                       "consume_flag": "CODEX_CONSUME_ENABLED",
                        "cohort_flags": ["CODEX_EVENT_COHORT_PERCENT", "CODEX_EVENT_COHORT_SEED"],
                        "settle_seconds": 1},
             # each case says how long its step may last (a failing canary ends it early)
@@ -351,7 +352,7 @@ def _split_both(site, version, seconds):
 
 
 def test_a_healthy_canary_of_requests_and_events_is_judged_on_both_and_promoted(site):
-    run, canary_s, report, last = _split_both(site, "v4", 40)
+    run, canary_s, report, last = _split_both(site, "v4", 20)
     assert run.rc == 0, run.stdout[-4000:]
     entries = site.ledger("v4")
     begin, end = _entry(entries, "split", "begin"), _entry(entries, "split", "end")

@@ -226,6 +226,22 @@ def test_a_split_of_both_needs_a_judged_step_hosts_progressive_and_rollback():
         "(accepted: http, or no split)"]
 
 
+def test_a_consume_flag_another_flag_requires_is_refused_with_the_schema():
+    # pausing a side turns the consume flag off: refused on a slot where a flag requiring it is on (e.g. a stable
+    # slot running the advanced phase's flags)
+    schema = dict((name, {"type": "str"}) for name in SCHEMA)
+    schema["GRAPH_API_ENABLED"] = {"type": "bool", "requires": ["CODEX_PUBLISH_ENABLED"]}
+    given = _both_plan()
+    assert problems("canary", given, given, schema=schema, nats=NATS) == [
+        'rollout_canary.events.consume_flag: "CODEX_PUBLISH_ENABLED" is required by GRAPH_API_ENABLED in '
+        "rollout_flag_schema: pausing a slot by turning it off is refused while GRAPH_API_ENABLED is on (accepted: "
+        "a consume flag no flag requires)"]
+    assert phase_plan_problems("canary", given, given, schema=schema, nats=NATS) == problems(
+        "canary", given, given, schema=schema, nats=NATS)
+    del schema["GRAPH_API_ENABLED"]
+    assert problems("canary", given, given, schema=schema, nats=NATS) == []
+
+
 def test_the_events_arm_fields_of_split_both_are_refused_with_split_events():
     given = _events_plan(events=dict(_events_plan()["events"], share=30))
     assert problems("canary", given, given, schema=SCHEMA, nats=NATS) == [
