@@ -54,20 +54,20 @@ lint:
 # SSH host suites (hosts: 127.0.0.11-13; faults: 127.0.0.21, blue_green: 127.0.0.31-32) use distinct addresses.
 # In `make test` part C follows the checks, so the three lanes end about together. Each part prints its output
 # when it ends, its slowest tests last.
-INTEGRATION_A := tests/integration/hosts tests/integration/blue_green tests/integration/jetstream tests/integration/awx
-INTEGRATION_C := $(wildcard tests/integration/demo tests/integration/kubernetes tests/integration/consumer_canary)
+INTEGRATION_A := tests/integration/hosts tests/integration/blue_green tests/integration/consumer_canary
+INTEGRATION_C := $(wildcard tests/integration/demo tests/integration/kubernetes)
 INTEGRATION_B := $(filter-out $(INTEGRATION_A) $(INTEGRATION_C) %/__pycache__,$(patsubst %/,%,$(wildcard tests/integration/*/)))
 integration:
 	$(MAKE) -j3 --output-sync=target --no-print-directory integration-a integration-b integration-c
 
 integration-a:
-	$(PYTEST) $(INTEGRATION_A) -q --durations=15 --basetemp=/tmp/stagegate-it-a
+	$(PYTEST) $(INTEGRATION_A) -q --durations=30 --basetemp=/tmp/stagegate-it-a
 
 integration-b:
-	$(PYTEST) $(INTEGRATION_B) -q --durations=15 --basetemp=/tmp/stagegate-it-b
+	$(PYTEST) $(INTEGRATION_B) -q --durations=30 --basetemp=/tmp/stagegate-it-b
 
 integration-c:
-	$(PYTEST) $(INTEGRATION_C) -q --durations=15 --basetemp=/tmp/stagegate-it-c
+	$(PYTEST) $(INTEGRATION_C) -q --durations=30 --basetemp=/tmp/stagegate-it-c
 
 molecule:
 	bash scripts/molecule_all.sh
