@@ -181,3 +181,22 @@ class Supervisord:
                 self.done.append("remove the program section")
         after = self.status()[1] if not self.check_mode and self.running() else None
         return before, after
+
+
+def wait_healthy(get, url, attempts, delay, sleep=time.sleep):
+    """Call ``get(url)`` (-> the HTTP status, or raises with the reason) until it answers 200, at most
+    ``attempts`` times ``delay`` seconds apart; returns ``{"url", "status", "attempts"}``.
+
+    Raises :class:`SupervisordError` naming the URL, the tries and the last answer when it never does."""
+    last = None
+    for attempt in range(1, max(1, int(attempts)) + 1):
+        try:
+            last = get(url)
+        except Exception as exc:  # pylint: disable=broad-except  # any failure to answer is one more try
+            last = str(exc) or exc.__class__.__name__
+        if last == 200:
+            return {"url": url, "status": 200, "attempts": attempt}
+        if attempt < attempts:
+            sleep(delay)
+    raise SupervisordError("its health check %s did not answer 200 in %d tries %s s apart (last: %s)"
+                           % (url, attempts, delay, last))

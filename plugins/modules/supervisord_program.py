@@ -59,6 +59,24 @@ options:
     description: C(supervisorctl), a path or a name looked up on the PATH.
     type: str
     default: supervisorctl
+  health_url:
+    description:
+      - With O(state=started), once the program is started, GET this URL on the host until it answers 200, at most
+        O(health_retries) times O(health_delay) seconds apart (in the same call, no task of its own); the module fails
+        naming the URL and the last answer when it never does. Not checked in check mode.
+    type: str
+  health_retries:
+    description: How many times O(health_url) is tried.
+    type: int
+    default: 30
+  health_delay:
+    description: Seconds between two tries of O(health_url).
+    type: float
+    default: 1
+  health_timeout:
+    description: Seconds each try of O(health_url) may take.
+    type: int
+    default: 5
 attributes:
   check_mode:
     description: Reads what is there and reports the steps it would take in RV(actions), without writing or
@@ -77,6 +95,7 @@ EXAMPLES = r"""
     supervisord_conf: "{{ lookup('ansible.builtin.template', 'supervisord.conf.j2') }}"
     section: "{{ lookup('ansible.builtin.template', 'program.conf.j2') }}"
     restart: "{{ env_file is changed }}"
+    health_url: http://127.0.0.1:8102/healthz
 
 - name: Stop it, keep its section
   stagegate.rollout.supervisord_program:
@@ -95,6 +114,11 @@ after:
   description: Its state after; null when it is gone (or in check mode).
   returned: always
   type: str
+health:
+  description: The health check of O(health_url) - the URL, its answer (200) and the tries it took.
+  returned: when O(health_url) is given, not in check mode
+  type: dict
+  sample: {"url": "http://127.0.0.1:8101/healthz", "status": 200, "attempts": 2}
 actions:
   description: What changed, in order (C(start supervisord), C(write the program section), C(add), C(start), ...).
   returned: always
@@ -107,10 +131,12 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_text
+from ansible.module_utils.six.moves.urllib.error import HTTPError
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.atomic_file import atomic_write
 from ansible_collections.stagegate.rollout.plugins.module_utils.supervisord_program import (
-    STATES, Supervisord, SupervisordError)
+    STATES, Supervisord, SupervisordError, wait_healthy)
 
 
 def _read(path):
@@ -153,6 +179,14 @@ class _Files:
         return True
 
 
+def _status(url, timeout):
+    """The HTTP status of a GET of ``url`` (an error status is an answer too; no answer raises)."""
+    try:
+        return open_url(url, method="GET", timeout=timeout, validate_certs=True).getcode()
+    except HTTPError as exc:
+        return exc.code
+
+
 def _binary(module, name):
     return name if os.path.isabs(name) else module.get_bin_path(name, required=True)
 
@@ -164,6 +198,8 @@ def run_module(module):
                              "(got section: %s, supervisord_conf: %s)" % (
                                  "given" if p["section"] is not None else "missing",
                                  "given" if p["supervisord_conf"] is not None else "missing"))
+    if p["health_url"] and p["state"] != "started":
+        module.fail_json(msg="health_url: only with state started (state: %s)" % p["state"])
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", p["name"]):
         module.fail_json(msg="name: %r is not a program name (letters, digits, _ . -; a letter or digit first)"
                              % p["name"])
@@ -180,6 +216,12 @@ def run_module(module):
     except SupervisordError as exc:
         module.fail_json(msg="program %s: %s" % (p["name"], exc), actions=sup.done)
     result = {"changed": bool(sup.done), "before": before, "after": after, "actions": sup.done}
+    if p["health_url"] and not module.check_mode:
+        try:
+            result["health"] = wait_healthy(lambda url: _status(url, p["health_timeout"]), p["health_url"],
+                                            p["health_retries"], p["health_delay"])
+        except SupervisordError as exc:
+            module.fail_json(msg="program %s: %s" % (p["name"], exc), actions=sup.done, before=before, after=after)
     if module._diff:
         result["diff"] = files.diff
     module.exit_json(**result)
@@ -196,6 +238,10 @@ def main():
             restart=dict(type="bool", default=False),
             supervisord_bin=dict(type="str", default="supervisord"),
             supervisorctl_bin=dict(type="str", default="supervisorctl"),
+            health_url=dict(type="str"),
+            health_retries=dict(type="int", default=30),
+            health_delay=dict(type="float", default=1.0),
+            health_timeout=dict(type="int", default=5),
         ),
         supports_check_mode=True,
     )

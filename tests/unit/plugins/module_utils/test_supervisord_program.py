@@ -11,7 +11,7 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.supervisord_program import (
-    Supervisord, SupervisordError, program_state, program_steps)
+    Supervisord, SupervisordError, program_state, program_steps, wait_healthy)
 
 DIR = "/srv/codex/supervisor"
 NAME = "codex-canary"
@@ -239,3 +239,33 @@ def test_supervisord_that_never_answers_fails_naming_its_conf():
     s = Supervisord(DIR, NAME, run, fake.write, fake.read, fake.remove, start_timeout=0.0, sleep=lambda s: None)
     with pytest.raises(SupervisordError, match="did not answer"):
         s.apply("started", CONF, SECTION)
+
+
+class _Answers:
+    """A health URL that answers ``answers`` in turn (an exception instance is raised: no answer)."""
+
+    def __init__(self, *answers):
+        self.answers, self.urls, self.sleeps = list(answers), [], []
+
+    def get(self, url):
+        self.urls.append(url)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def test_wait_healthy_tries_until_it_answers_200():
+    h = _Answers(ConnectionRefusedError("connection refused"), 503, 200)
+    res = wait_healthy(h.get, "http://127.0.0.1:8101/healthz", 5, 0.5, sleep=h.sleeps.append)
+    assert res == {"url": "http://127.0.0.1:8101/healthz", "status": 200, "attempts": 3}
+    assert h.urls == ["http://127.0.0.1:8101/healthz"] * 3 and h.sleeps == [0.5, 0.5]
+
+
+def test_wait_healthy_gives_up_after_its_tries_naming_the_last_answer():
+    h = _Answers(503, ConnectionRefusedError("connection refused"), 500)
+    with pytest.raises(SupervisordError) as err:
+        wait_healthy(h.get, "http://127.0.0.1:8101/healthz", 3, 1, sleep=h.sleeps.append)
+    assert str(err.value) == ("its health check http://127.0.0.1:8101/healthz did not answer 200 in 3 tries 1 s apart "
+                              "(last: 500)")
+    assert len(h.urls) == 3 and h.sleeps == [1, 1]  # no sleep after the last try
