@@ -1,7 +1,7 @@
 """The demo: one command rolls a good release through all four phases and a bad one back.
 
     .venv/bin/python demo/run_demo.py [--shortened] [--workdir demo/run]
-                                     [--keep-up] [--skip-bad] [--rate 160] [--events-rate 5]
+                                     [--keep-up] [--skip-bad] [--rate 160] [--events-rate 60]
 
 1. starts the local stack (NATS JetStream, Prometheus, HAProxy) and installs the stable v1
    with the collection's ``stagegate.rollout.install`` (``demo.stack.local``); the stack
@@ -58,6 +58,10 @@ GOOD, BAD = "v2", "v3"
 # proven within the inventory's 50 % too). 120 req/s took 30-52 s for the 10 % step. The shortened demo's steps
 # (6 s) cannot end early: 40 req/s.
 FULL_RATE, SHORTENED_RATE = 160.0, 40.0
+# The events' rate. The canary takes a cohort of the events too (rollout_canary.split: both; 40 % of the
+# repositories, inventories/demo rollout.yml): at 60 events/s 24 a second, so the events arm has its ~390 clean
+# events before the requests arm has its own in the 10 % step. The shortened demo's steps cannot end early: 20/s.
+FULL_EVENTS_RATE, SHORTENED_EVENTS_RATE = 60.0, 20.0
 
 
 # ----- small clients -------------------------------------------------------------------------
@@ -658,7 +662,9 @@ def parse_args(argv=None):
     p.add_argument("--rate", type=float, default=None,
                    help="HTTP requests per second through HAProxy (default %s; %s with --shortened)"
                    % (FULL_RATE, SHORTENED_RATE))
-    p.add_argument("--events-rate", type=float, default=5.0, help="repository events per second")
+    p.add_argument("--events-rate", type=float, default=None,
+                   help="repository events per second to JetStream (default %s; %s with --shortened)"
+                   % (FULL_EVENTS_RATE, SHORTENED_EVENTS_RATE))
     p.add_argument("--bad-error-rate", type=float, default=0.2)
     p.add_argument("--skip-bad", action="store_true", help="only roll the good release")
     p.add_argument("--keep-up", action="store_true", help="leave the stack running at the end")
@@ -671,6 +677,8 @@ def parse_args(argv=None):
     a.workdir = os.path.abspath(a.workdir)
     if a.rate is None:
         a.rate = SHORTENED_RATE if a.shortened else FULL_RATE
+    if a.events_rate is None:
+        a.events_rate = SHORTENED_EVENTS_RATE if a.shortened else FULL_EVENTS_RATE
     return a
 
 

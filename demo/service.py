@@ -22,7 +22,8 @@
   after a rollback) is acknowledged without a second line. With
   ``CODEX_PUBLISH_ENABLED=false`` (the kill switch) or ``CODEX_CONSUME_ENABLED=false`` (a pause: what a
   split of the events turns off; no other flag requires it) the service does not consume at all: events
-  stay in the stream until a version with publishing on takes them.
+  stay in the stream until a version with publishing on takes them. A pause first handles what the server
+  delivered for the last pull and the client had not handed out yet, so nothing stays unacknowledged.
 * Event cohorts (a queue-consumer canary, docs/phases.md "Queue-consumer canaries"): ``CODEX_EVENTS`` says
   which events this process takes: ``all`` (default), ``cohort`` (only those whose repository is in the cohort)
   or ``rest`` (every other one). The cohort is ``CODEX_EVENT_COHORT_INCLUDE`` (repositories, comma-separated)
@@ -567,6 +568,9 @@ class Service:
                 if not (self.cfg.flags["CODEX_PUBLISH_ENABLED"] and self.cfg.flags["CODEX_CONSUME_ENABLED"]):
                     self.consumer_state = "paused"
                     m.consumer_up.labels(version).set(0)
+                    if psub is not None and self.cfg.flags["CODEX_PUBLISH_ENABLED"]:
+                        # a pause (not the kill switch, under which events stay in JetStream)
+                        await self._handle_buffered(psub)
                     await asyncio.sleep(0.2)
                     continue
                 if psub is not None and self.consumer_state == "paused":
@@ -702,6 +706,18 @@ class Service:
         m.lag.labels(version).observe(lag)
         self.events_handled += 1
         await self._ack(msg)
+
+    async def _handle_buffered(self, psub):
+        """Handle what the server delivered for a pull that ended before it arrived.
+
+        nats-py keeps such messages for the next fetch; a paused consumer fetches no more, so they would stay
+        delivered and unacknowledged for as long as the pause lasts (the canary phase's fence waits for none).
+        They were this consumer's before the pause: handled now, no new pull.
+        """
+        while psub.pending_msgs:
+            msg = await psub._sub.next_msg(timeout=0.1)  # pylint: disable=protected-access
+            if not (msg.headers or {}).get("Status"):  # the server's status replies to the pull carry no event
+                await self._handle(msg)
 
     async def _ack(self, msg):
         try:

@@ -177,10 +177,12 @@ def _or(value, missing="?"):
 def borrow_result(drill, borrow):
     """Whether a borrowed canary slot (``drill["share"]`` set) was there for the drill and put back -> (ok, words).
 
-    ``borrow``: ``running_before`` (HAProxy saw the slot running before the drill), ``started`` (the drill started it),
-    ``start_error`` (why it did not start), ``weight_before``, ``stable_weight``, ``weight`` (the slot's weight during
-    the drill, as HAProxy answered), ``weight_after`` (after the drill), ``stopped`` (stopped again, when the drill
-    started it), ``stop_error``. A missing measure is not ok."""
+    ``borrow``: ``running_before`` (HAProxy saw the slot running before the drill), ``started`` (the drill started it,
+    or took it over from ``from_drill``, the drill before on the same slot, which kept it up), ``start_error`` (why it
+    did not start), ``weight_before``, ``stable_weight``, ``weight`` (the slot's weight during the drill, as HAProxy
+    answered), ``weight_after`` (after the drill), ``stopped`` (stopped again, when the drill started it),
+    ``stop_error``, ``kept_for`` (the next drill on the slot, which the slot was kept up for instead of stopped). A
+    missing measure is not ok."""
     borrow = borrow or {}
     share = drill.get("share", 0)
     there = bool(borrow.get("running_before")) or (bool(borrow.get("started")) and not borrow.get("start_error"))
@@ -190,14 +192,20 @@ def borrow_result(drill, borrow):
     weight, before, after = borrow.get("weight"), borrow.get("weight_before"), borrow.get("weight_after")
     shared = share == 0 or (weight is not None and int(weight) > 0)
     put_back = before is not None and after is not None and int(after) == int(before)
-    stopped = bool(borrow.get("running_before")) or (bool(borrow.get("stopped")) and not borrow.get("stop_error"))
+    kept_for = "" if borrow.get("running_before") else borrow.get("kept_for") or ""
+    stopped = bool(borrow.get("running_before")) or bool(kept_for) or (
+        bool(borrow.get("stopped")) and not borrow.get("stop_error"))
     words = "%s for the drill; %s; %s" % (
-        "already running" if borrow.get("running_before") else "started with the phase's release and flags",
+        "already running" if borrow.get("running_before")
+        else "up since the drill %s" % borrow["from_drill"] if borrow.get("from_drill")
+        else "started with the phase's release and flags",
         ("weight %s beside the stable weight %s (%s %% of the host's traffic)" % (
             _or(weight), _or(borrow.get("stable_weight")), share)) if shared and share
         else "no traffic share" if shared
         else "NO weight beside the stable weight %s (%s %% asked)" % (_or(borrow.get("stable_weight")), share),
-        "put back to weight %s%s" % (_or(after), "" if borrow.get("running_before") else " and stopped")
+        "put back to weight %s%s" % (_or(after), "" if borrow.get("running_before")
+                                     else " and kept up for the next drill, %s" % kept_for if kept_for
+                                     else " and stopped")
         if put_back and stopped
         else "NOT put back: weight %s (was %s)%s" % (
             _or(after), _or(before), "" if stopped else ", NOT stopped (%s)" % (borrow.get("stop_error") or "?")))

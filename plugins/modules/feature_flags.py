@@ -55,6 +55,20 @@ options:
   path:
     description: File to render. Its directory must exist. Omit to validate only.
     type: path
+  update:
+    description:
+      - Change the flags of the existing env file O(path) instead of writing O(flags) alone - the flags it holds are
+        read back, O(flags) set over them and the names in O(unset) taken out (a taken-out flag then gets its
+        default), and the result is validated and written like O(flags). One module run for what a running
+        program's flags change needs (read, change, validate, write).
+      - Needs O(path) and O(format=env); a missing O(path) or a line in it that is not C(KEY=value) is refused.
+    type: bool
+    default: false
+  unset:
+    description: With O(update=true), the flags taken out of the file (not together with the same name in O(flags)).
+    type: list
+    elements: str
+    default: []
   format:
     description: V(env) for C(KEY=value) lines, V(helm) for a Helm values file.
     type: str
@@ -107,6 +121,15 @@ EXAMPLES = r"""
     flags: "{{ phase_flags }}"
     phase: "{{ rollout_phase }}"
 
+- name: Pause the consumer of a running slot (its other flags kept), then tell it to re-read them
+  stagegate.rollout.feature_flags:
+    schema: "{{ flag_schema }}"
+    flags: {CODEX_CONSUME_ENABLED: false}
+    unset: [CODEX_EVENT_SPLIT_UNTIL_SEQ]
+    update: true
+    path: /srv/codex/stable/service.env
+  register: paused
+
 - name: Flags as Helm values
   stagegate.rollout.feature_flags:
     schema: "{{ flag_schema }}"
@@ -151,6 +174,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.atomic_file import AtomicWriteError, atomic_write
+from ansible_collections.stagegate.rollout.plugins.module_utils.env_flags import EnvFlagsError, changed as env_changed
 from ansible_collections.stagegate.rollout.plugins.module_utils.feature_flags import (
     FlagError, PHASES, checksum, read_text, render_env, render_helm, resolve)
 
@@ -167,13 +191,33 @@ def main():
             format=dict(type="str", default="env", choices=["env", "helm"]),
             helm_key=dict(type="str", default="flags", no_log=False),
             header=dict(type="str"),
+            update=dict(type="bool", default=False),
+            unset=dict(type="list", elements="str", default=[]),
         ),
         add_file_common_args=True,
+        required_if=[("update", True, ("path",))],
         supports_check_mode=True,
     )
     p = module.params
+    given = p["flags"]
+    if p["unset"] and not p["update"]:
+        module.fail_json(msg="unset is given without update=true (it takes flags out of an existing env file)")
+    if p["update"]:
+        if p["format"] != "env":
+            module.fail_json(msg="update=true changes an env file: format is %r (accepted: env)" % p["format"])
+        try:
+            current = read_text(p["path"])
+        except (IOError, OSError) as exc:
+            module.fail_json(msg="path %s: cannot read: %s" % (p["path"], to_native(exc)))
+        if current is None:
+            module.fail_json(msg="path %s does not exist (update=true changes an existing env file; without "
+                                 "update the flags are written as given)" % p["path"])
+        try:
+            given = env_changed(current, set_flags=p["flags"], unset=p["unset"])
+        except EnvFlagsError as exc:
+            module.fail_json(msg="path %s: %s" % (p["path"], to_native(exc)))
     try:
-        flags, forced = resolve(p["schema"], p["flags"], phase=p["phase"], force=p["force"],
+        flags, forced = resolve(p["schema"], given, phase=p["phase"], force=p["force"],
                                 phases=tuple(p["phases"]))
     except FlagError as exc:
         module.fail_json(msg="feature flags refused: %s" % to_native(exc), problems=exc.problems)

@@ -42,6 +42,24 @@ options:
     description: Include the consumers of each stream (RV(streams[].consumers)).
     type: bool
     default: true
+  quiet_consumers:
+    description:
+      - Wait until these consumers of O(stream) are quiet - nothing delivered and unacknowledged, and nothing more
+        delivered for O(quiet_seconds) - before the stream is read, so RV(stream) (its C(state.last_seq)) is as of
+        a moment they took nothing more. What a phase reads once it has paused consumers (a split's fence).
+      - The quiet window opens no earlier than O(quiet_seconds) after the call, so that whatever paused them has
+        had that long to take effect. Fails after O(quiet_timeout) seconds naming each consumer that was not quiet
+        (missing, unacknowledged messages, or still being delivered to).
+    type: list
+    elements: str
+  quiet_seconds:
+    description: How long the consumers of O(quiet_consumers) must be delivered nothing (seconds).
+    type: float
+    default: 2
+  quiet_timeout:
+    description: The longest wait for O(quiet_consumers) (seconds), at least O(quiet_seconds).
+    type: float
+    default: 60
 seealso:
   - module: stagegate.rollout.jetstream_stream
   - module: stagegate.rollout.jetstream_consumer
@@ -70,6 +88,13 @@ EXAMPLES = r"""
   register: processor
   failed_when: processor.consumer.num_pending > 100
 
+- name: Once the paused consumers took nothing more for 2 s, the stream's last sequence is the fence
+  stagegate.rollout.jetstream_info:
+    stream: EVENTS
+    quiet_consumers: [processor]
+    quiet_seconds: 2
+    quiet_timeout: 60
+  register: paused
 - name: Every stream, without consumers
   stagegate.rollout.jetstream_info:
     consumers: false
@@ -120,10 +145,19 @@ account:
   description: JetStream usage and limits of the account (memory, storage, streams, consumers, limits).
   returned: always
   type: dict
+quiet:
+  description: The wait for O(quiet_consumers) - the seconds it took, the reads, each consumer's delivered stream
+    sequence and unacknowledged count when they were quiet.
+  returned: when O(quiet_consumers) is given
+  type: dict
+  sample: {seconds: 2.3, reads: 10, consumers: {processor: {delivered_stream_seq: 1200, num_ack_pending: 0}}}
 """
+
+import time
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.jetstream_config import (
     check_name, consumer_info_for_return, render_stream, stream_info_for_return)
+from ansible_collections.stagegate.rollout.plugins.module_utils.jetstream_quiet import JetStreamQuietError, watch_quiet
 from ansible_collections.stagegate.rollout.plugins.module_utils.nats_connection import (
     NatsConfigError, NatsError, NatsSession, run_nats_module)
 
@@ -146,10 +180,21 @@ def read_info(module):
         if p["consumer"] is not None:
             check_name(p["consumer"], "consumer", "consumer")
 
+        for name in p["quiet_consumers"] or []:
+            check_name(name, "quiet_consumers", "consumer")
+        if p["quiet_consumers"] and not 0 <= p["quiet_seconds"] <= p["quiet_timeout"]:
+            raise ValueError("quiet_seconds %s, quiet_timeout %s: need 0 <= quiet_seconds <= quiet_timeout"
+                             % (p["quiet_seconds"], p["quiet_timeout"]))
+
     module.check_options(check_names)
     result = dict(changed=False)
     try:
         with NatsSession(module.conn) as session:
+            if p["quiet_consumers"]:
+                watch, dummy = watch_quiet(
+                    lambda: dict((n, session.consumer_info(p["stream"], n)) for n in p["quiet_consumers"]),
+                    p["quiet_consumers"], p["quiet_seconds"], p["quiet_timeout"], time.monotonic, time.sleep)
+                result["quiet"] = watch.result(time.monotonic())
             result["account"] = session.account_info()
             if p["stream"] is None:
                 result["streams"] = [describe(session, i, p["consumers"]) for i in session.list_streams()]
@@ -163,7 +208,7 @@ def read_info(module):
                     consumer = session.consumer_info(p["stream"], p["consumer"]) if info else None
                     result["consumer"] = consumer_info_for_return(consumer)
                     result["exists"] = bool(stream) and consumer is not None
-    except (NatsError, NatsConfigError) as exc:
+    except (NatsError, NatsConfigError, JetStreamQuietError) as exc:
         module.fail_redacted(exc)
     return result
 
@@ -175,8 +220,11 @@ def main():
             stream=dict(type="str"),
             consumer=dict(type="str"),
             consumers=dict(type="bool", default=True),
+            quiet_consumers=dict(type="list", elements="str"),
+            quiet_seconds=dict(type="float", default=2),
+            quiet_timeout=dict(type="float", default=60),
         ),
-        required_by={"consumer": "stream"},
+        required_by={"consumer": "stream", "quiet_consumers": "stream"},
         supports_check_mode=True,
     )
 

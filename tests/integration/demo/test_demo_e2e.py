@@ -77,10 +77,14 @@ def test_demo_promotes_good_release_and_rolls_back_bad_one(tmp_path):
         ("v2", "advanced", "metrics unreachable", "metrics_unreachable")], run["chaos"]
     assert all(c["success"] for c in run["chaos"]), run["chaos"]
     kill = chaos["kill the canary"]
-    # the canary slot was borrowed: started, 10 % of the traffic, killed, back, put back (weight 0, stopped)
+    # the canary slot was borrowed: started, 10 % of the traffic, killed, back, put back (weight 0) and kept up for
+    # the next drill on it, which stopped it
     assert kill["share"] == 10 and kill["recovery_s"] is not None and float(kill["recovery_s"]) <= 30, kill
     assert kill["clients"]["requests"] > 0 and kill["clients"]["ratio"] <= 0.02, kill
-    assert "running again as pid" in kill["detail"] and "put back to weight 0 and stopped" in kill["detail"], kill
+    assert "running again as pid" in kill["detail"] and \
+        "put back to weight 0 and kept up for the next drill, freeze a consumer" in kill["detail"], kill
+    assert "up since the drill kill the canary" in chaos["freeze a consumer"]["detail"] and \
+        "put back to weight 0 and stopped" in chaos["freeze a consumer"]["detail"], chaos["freeze a consumer"]
     assert "JetStream consumer" in chaos["freeze a consumer"]["detail"] and "drained" in \
         chaos["freeze a consumer"]["detail"], chaos["freeze a consumer"]
     assert "failed closed" in chaos["metrics unreachable"]["detail"], chaos["metrics unreachable"]

@@ -175,6 +175,22 @@ def test_a_borrowed_canary_slot_that_was_put_back_passes():
     assert _canary_kill(running_before=True, started=False, stopped=False)["passed"]
 
 
+def test_consecutive_drills_on_a_slot_share_one_start_and_one_stop():
+    # the first keeps the slot up for the next (weight back, not stopped), which took it over and stops it
+    first = _canary_kill(stopped=False, kept_for="freeze a consumer")
+    assert first["passed"], first
+    assert ("started with the phase's release and flags for the drill; weight 11 beside the stable weight 100 (10 % of "
+            "the host's traffic); put back to weight 0 and kept up for the next drill, freeze a consumer") in \
+        first["detail"], first
+    second = _canary_kill(from_drill="kill the canary")
+    assert second["passed"] and "the canary slot up since the drill kill the canary for the drill" in \
+        second["detail"] and second["detail"].endswith("put back to weight 0 and stopped"), second
+    # taken over, then neither kept nor stopped: fails like any slot left running
+    assert not _canary_kill(from_drill="kill the canary", stopped=False, stop_error="gone")["passed"]
+    # a slot that was running before the drills is never said to be kept
+    assert "kept up" not in _canary_kill(running_before=True, started=False, kept_for="x")["detail"]
+
+
 @pytest.mark.parametrize("borrow, words", [
     ({"started": False}, "the canary slot was NOT started for the drill (no start recorded)"),
     ({"start_error": "localhost: deploy failed"}, "NOT started for the drill (localhost: deploy failed)"),

@@ -88,6 +88,13 @@ def test_info_bad_input_fails_before_connecting(no_connect, capsys):
     assert result["failed"] is True and "stream" in result["msg"]
     result = run_module(jetstream_info, {"stream": "a b"}, capsys)
     assert result["failed"] is True and "stream" in result["msg"]
+    result = run_module(jetstream_info, {"quiet_consumers": ["p"]}, capsys)
+    assert result["failed"] is True and "stream" in result["msg"]
+    result = run_module(jetstream_info, {"stream": "EVENTS", "quiet_consumers": ["a b"]}, capsys)
+    assert result["failed"] is True and "quiet_consumers" in result["msg"]
+    result = run_module(jetstream_info, {"stream": "EVENTS", "quiet_consumers": ["p"], "quiet_seconds": 5,
+                                         "quiet_timeout": 2}, capsys)
+    assert result["failed"] is True and "quiet_seconds 5.0, quiet_timeout 2.0" in result["msg"], result
     assert no_connect == []
 
 
