@@ -28,7 +28,9 @@ the counts ``judge_inputs``):
   good as the baseline, the requests of the batch are exchangeable, so x is
   hypergeometric.  For lambda >= 0 the e-value
   ``exp(lambda * x) / B(lambda)`` has expectation <= 1 whenever B bounds the
-  hypergeometric moment generating function.  We use the smallest of four
+  hypergeometric moment generating function.  B is that function itself,
+  computed exactly, when the counts are whole and the support has at most 400
+  values (expectation exactly 1); otherwise the smallest of four
   valid bounds (Hoeffding 1963: sampling without replacement is dominated by
   sampling with replacement, both ways round; Serfling 1974 for the finite
   population correction).  For rare events the first one is the Lindon & Malek
@@ -44,7 +46,8 @@ the counts ``judge_inputs``):
   requests are seen - never because of a lack of data.
 * Latency also has a *shift* test over the whole histogram (fail side only,
   ``judge_streams.ShiftStream``): a stratified rank test with grouped normal
-  scores, bounded bucket after bucket with the same hypergeometric bounds.
+  scores, normalised bucket after bucket by the same hypergeometric moment
+  generating function (exact or bounded).
 * alpha is split across the fail tests: ``error_weight`` of it to errors, the
   rest to latency (``latency_shift_weight`` of that to the shift test, the
   rest shared equally by the latency quantiles), and the verdict is "fail" once

@@ -5,7 +5,7 @@
 
 An :class:`EventStream` is one monitored quantity of ``canary_judge.CanaryJudge`` - errors, or the requests
 slower than a latency boundary - and keeps, batch after batch, the log *fail* e-values (a mixture over the
-rate ratios of ``FAIL_GRID``, each batch's e-value bounded with :func:`_log_mgf_bound`), the log *pass*
+rate ratios of ``FAIL_GRID``, each batch's e-value normalised by :func:`_log_mgf_many`), the log *pass*
 likelihood ratios (non-inferiority against the margin, ``PASS_GRID``), the absolute-ceiling test of errors
 and the totals; ``to_state`` / ``from_state`` keep it across looks. A :class:`ShiftStream` is the latency shift
 test over the whole histogram (a stratified rank test, fail side only). The method and its references are in the
@@ -67,6 +67,39 @@ def _log_mgf_bound(lam, x_total, n_c, n_b):
     return min(b1, b2, b3, b4)
 
 
+# The largest support (number of possible values of X) whose hypergeometric moment generating function is computed
+# exactly; larger batches use the bounds (they are tight there: the batch is far from exhausting its labels).
+EXACT_SUPPORT_MAX = 400
+
+
+def _log_mgf_many(lams, x_total, n_c, n_b):
+    """log E[exp(lam * X)] for each lam of ``lams``, X ~ Hypergeometric (the ``x_total`` events of a batch that fall
+    among its n_c canary requests out of N = n_c + n_b, exchangeable under H0).
+
+    Exact (the sum over the hypergeometric's probabilities) when the counts are whole numbers and the support has at
+    most ``EXACT_SUPPORT_MAX`` values - then exp(lam X) / E[exp(lam X)] has expectation exactly 1 under H0, the most
+    an e-value of this form can be; otherwise :func:`_log_mgf_bound`'s valid upper bound.
+    """
+    m, a, b = x_total, n_c, n_b
+    whole = all(abs(v - round(v)) < 1e-9 for v in (m, a, b))
+    if m <= 0 or a <= 0 or not whole:
+        return [_log_mgf_bound(lam, m, n_c, n_b) for lam in lams]
+    m, a, b = int(round(m)), int(round(a)), int(round(b))
+    n = a + b
+    lo, hi = max(0, a - (n - m)), min(m, a)
+    if hi - lo + 1 > EXACT_SUPPORT_MAX:
+        return [_log_mgf_bound(lam, x_total, n_c, n_b) for lam in lams]
+    lg = math.lgamma
+    base = lg(m + 1) + lg(n - m + 1) - lg(n + 1) + lg(a + 1) + lg(b + 1)
+    logp = [base - lg(k + 1) - lg(m - k + 1) - lg(a - k + 1) - lg(b - m + k + 1) for k in range(lo, hi + 1)]
+    out = []
+    for lam in lams:
+        terms = [lp + lam * (lo + i) for i, lp in enumerate(logp)]
+        top = max(terms)
+        out.append(top + math.log(sum(math.exp(t - top) for t in terms)))
+    return out
+
+
 class EventStream:
     """One event stream (errors, or slow requests above a latency boundary).
 
@@ -116,11 +149,11 @@ class EventStream:
         n = n_c + n_b
         theta = n_c / n
         one = 1.0 - theta
-        # fail test: exact under exchangeability (bounded MGF)
+        # fail test: exact under exchangeability (the hypergeometric MGF, exact or bounded)
         fl = self.fail_log
-        for i, (r, dummy) in enumerate(FAIL_GRID):
-            lam = math.log(r)
-            fl[i] += lam * x_c - _log_mgf_bound(lam, m, n_c, n_b)
+        lams = [math.log(r) for r, dummy in FAIL_GRID]
+        for i, (lam, lmgf) in enumerate(zip(lams, _log_mgf_many(lams, m, n_c, n_b))):
+            fl[i] += lam * x_c - lmgf
         # pass test: conditional binomial (Poisson-process model)
         big = self.margin
         den = math.log(one + theta * big)
@@ -323,9 +356,9 @@ class ShiftStream:
 
         e = prod_k exp(lambda c_k X_k) / B_k(lambda c_k)
 
-    with B_k the errors' bound on that hypergeometric's moment generating function (``_log_mgf_bound``: the
-    smallest of Hoeffding's two with-replacement bounds and Serfling's two, which keep the finite-population
-    correction) has expectation <= 1 given the past and the pooled batch; the product over batches is a test
+    with B_k that hypergeometric's moment generating function as the errors use it (``_log_mgf_many``: exact
+    in small batches, else the smallest of Hoeffding's two with-replacement bounds and Serfling's two, which keep
+    the finite-population correction) has expectation <= 1 given the past and the pooled batch; the product over batches is a test
     supermartingale, mixed over ``SHIFT_GRID`` and a plug-in lambda (``SHIFT_PLUGIN_WEIGHT``).  It fails only (a rank test proves no non-inferiority margin
     on a quantile: the pass side stays with the quantile streams).  Unlike the quantile streams it needs no
     warm-up and uses every bucket, so a shift of the whole distribution is caught with fewer requests.
@@ -367,7 +400,7 @@ class ShiftStream:
         self.score_c += d_score
         self.var_sum += d_var
         # bucket after bucket: given the canary counts of the buckets before, the canary count of bucket k is
-        # hypergeometric (its m_k requests take their labels from the labels left), bounded as the errors are
+        # hypergeometric (its m_k requests take their labels from the labels left), normalised as the errors are
         # (tilted by s_k minus the mean score of the requests left after bucket k: the increments of the Doob
         # martingale of the canary's score sum, so that the steps add up to the rank statistic itself)
         rem_c, rem_b = n_c, n_b
@@ -387,12 +420,13 @@ class ShiftStream:
             rem_b -= mk - xk
         lams = [lam for lam, dummy in SHIFT_GRID]
         lams.append(plugin)
-        for i, lam in enumerate(lams):
-            acc = 0.0
-            for ck, xk, mk, r_c, r_b in steps:
-                ls = lam * ck
-                acc += ls * xk - _log_mgf_bound(ls, mk, r_c, r_b)
-            self.log_e[i] += acc
+        acc = [0.0] * len(lams)
+        for ck, xk, mk, r_c, r_b in steps:
+            tilts = [lam * ck for lam in lams]
+            for i, (ls, lmgf) in enumerate(zip(tilts, _log_mgf_many(tilts, mk, r_c, r_b))):
+                acc[i] += ls * xk - lmgf
+        for i, v in enumerate(acc):
+            self.log_e[i] += v
 
     def plugin_lambda(self):
         """The lambda of the plug-in e-process for the next batch: the batches so far estimate the best tilt

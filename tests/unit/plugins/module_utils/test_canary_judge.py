@@ -16,6 +16,7 @@ import pytest
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.canary_judge import CanaryJudge, histogram_quantile
 from ansible_collections.stagegate.rollout.plugins.module_utils.judge_inputs import CounterResetError, JudgeError
+from ansible_collections.stagegate.rollout.plugins.module_utils import judge_streams
 from ansible_collections.stagegate.rollout.plugins.module_utils.judge_streams import ShiftStream, grouped_normal_scores
 from tests.unit.module_run import run_module_main
 
@@ -291,6 +292,33 @@ def _cumsum(xs):
     for x in xs:
         acc += x
         yield acc
+
+
+def _hypergeometric_mgf(lam, m, n_c, n_b):
+    """E[exp(lam X)] by enumeration with exact binomial coefficients."""
+    n = n_c + n_b
+    return sum(math.comb(m, k) * math.comb(n - m, n_c - k) * math.exp(lam * k)
+               for k in range(0, min(m, n_c) + 1)) / math.comb(n, n_c)
+
+
+@pytest.mark.parametrize("m,n_c,n_b", [(1, 1, 1), (3, 10, 10), (12, 5, 40), (40, 30, 12), (7, 7, 0), (25, 25, 25)])
+def test_hypergeometric_mgf_exact_and_never_above_the_bounds(m, n_c, n_b):
+    lams = [-2.0, -0.3, 0.0, 0.1, 0.35, 1.0, 2.3]
+    exact = judge_streams._log_mgf_many(lams, m, n_c, n_b)
+    for lam, got in zip(lams, exact):
+        assert got == pytest.approx(math.log(_hypergeometric_mgf(lam, m, n_c, n_b)), abs=1e-9)
+        # the bounds the exact value replaces are valid: never below it
+        assert judge_streams._log_mgf_bound(lam, m, n_c, n_b) >= got - 1e-9
+
+
+def test_hypergeometric_mgf_bounded_where_not_exact(monkeypatch):
+    lams = [0.2, 0.7]
+    bound = [judge_streams._log_mgf_bound(lam, 4.5, 10, 10) for lam in lams]
+    assert judge_streams._log_mgf_many(lams, 4.5, 10, 10) == bound        # counts that are not whole numbers
+    monkeypatch.setattr(judge_streams, "EXACT_SUPPORT_MAX", 5)
+    bound = [judge_streams._log_mgf_bound(lam, 20, 30, 30) for lam in lams]
+    assert judge_streams._log_mgf_many(lams, 20, 30, 30) == bound         # a support of 21 values > 5
+    assert judge_streams._log_mgf_many(lams, 0, 30, 30) == [0.0, 0.0]
 
 
 def test_grouped_normal_scores_are_centred_and_increasing():
