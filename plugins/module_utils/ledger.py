@@ -31,6 +31,8 @@ import errno
 import os
 import stat
 
+from ansible.module_utils.common.parameters import env_fallback
+
 from ansible_collections.stagegate.rollout.plugins.module_utils.atomic_file import fsync_dir
 from ansible_collections.stagegate.rollout.plugins.module_utils.canonical_json import canonical_json
 # the format and its checks, also this module's API (__all__): callers import them from here as before
@@ -347,3 +349,97 @@ __all__ = ["Ledger", "OUTCOMES", "unfinished_attempts", "incomplete_rollbacks", 
            "REQUIRED_FIELDS", "SECRET_KEY_RE", "TEXT_FIELDS", "LedgerError", "build_record", "canonical_json",
            "entry_hash", "entry_mac", "key_bytes", "normalize_head", "read_entries", "redact", "scan_chain",
            "utc_now", "verify_bytes"]
+
+
+# The options of stagegate.rollout.rollout_ledger: the module and its action (which runs this in the controller's
+# process when the task's connection is local) validate the same spec and call run_ledger().
+ARGUMENT_SPEC = dict(
+    path=dict(type="path", required=True),
+    action=dict(type="str", default="append", choices=["append", "verify", "read", "show"]),
+    key=dict(type="str", no_log=True, fallback=(env_fallback, [KEY_ENV])),
+    adopt_unkeyed=dict(type="bool", default=False),
+    repair_torn_tail=dict(type="bool", default=False),
+    release=dict(type="str"),
+    phase=dict(type="str"),
+    step=dict(type="raw"),
+    event=dict(type="str"),
+    decision=dict(type="str"),
+    reason=dict(type="str"),
+    evidence=dict(type="dict", default={}),
+    once=dict(type="bool", default=False),
+    expected_head=dict(type="str"),
+    fail_on_invalid=dict(type="bool", default=True),
+    release_filter=dict(type="str"),
+    phase_filter=dict(type="str"),
+    last=dict(type="int"),
+)
+REQUIRED_IF = [("action", "append", ("release", "phase", "event"))]
+
+
+class LedgerRunError(LedgerError):
+    """A refused call of rollout_ledger: ``str()`` is the message, ``result`` what the failed result also returns."""
+
+    def __init__(self, msg, result=None):
+        super(LedgerRunError, self).__init__(msg)
+        self.result = result or {}
+
+
+def run_ledger(p, check_mode=False, secrets=None, warn=None):
+    """One call of rollout_ledger with the validated options ``p``: the result (a dict), or LedgerRunError.
+
+    ``secrets`` (a set, optional) receives the raw values an appended record's evidence had redacted, for the
+    caller to keep out of its output; ``warn`` (a callable) receives the warnings.
+    """
+    warn = warn or (lambda msg: None)
+    try:
+        ledger = Ledger(p["path"], key=p["key"])  # an empty key is refused, not taken for "no key"
+        if p["action"] == "append":
+            return _append(ledger, p, check_mode, secrets, warn)
+        data = ledger.read_bytes()
+        state = ledger.verify_data(data, expected_head=p["expected_head"])
+    except LedgerRunError:
+        raise
+    except LedgerError as exc:
+        raise LedgerRunError(str(exc))
+    if state["keyed_entries"] and not ledger.keyed:
+        warn("ledger %s has entries with a mac but no key was given: they were only hash-checked "
+             "(authenticated=false)" % p["path"])
+    if p["action"] == "verify":
+        result = dict(changed=False, path=p["path"], **state)
+        if not state["valid"] and p["fail_on_invalid"]:
+            raise LedgerRunError("ledger %s is broken at seq %s: %s" % (p["path"], state["broken_seq"], state["problem"]),
+                                 result)
+        return result
+    # read / show
+    if p["last"] is not None and p["last"] < 0:
+        raise LedgerRunError("last must be 0 or more, got %d" % p["last"])
+    entries = read_entries(data, strict=False)
+    state["unfinished"] = unfinished_attempts(entries)
+    state["incomplete"] = incomplete_rollbacks(entries)
+    state["held"] = held_releases(entries)
+    if p["release_filter"] is not None:
+        entries = [e for e in entries if e.get("release") == p["release_filter"]]
+    if p["phase_filter"] is not None:
+        entries = [e for e in entries if e.get("phase") == p["phase_filter"]]
+    if p["last"] is not None:
+        entries = entries[len(entries) - p["last"]:] if p["last"] else []
+    state["entries"] = entries
+    return dict(changed=False, path=p["path"], **state)
+
+
+def _append(ledger, p, check_mode, secrets, warn):
+    record, redacted, found = build_record(p["release"], p["phase"], p["event"], step=p["step"],
+                                           decision=p["decision"], reason=p["reason"], evidence=p["evidence"])
+    # the raw values stay out of every result, including the -vvv invocation
+    if secrets is not None:
+        secrets.update(v for v in found if len(v) >= 3)
+    entry, changed, info = ledger.append(record, once=p["once"], check_mode=check_mode,
+                                         expected_head=p["expected_head"], adopt_unkeyed=p["adopt_unkeyed"],
+                                         repair_torn_tail=p["repair_torn_tail"])
+    if info["torn_tail_repaired"]:
+        warn("ledger %s ends with a torn tail of %d bytes; %s" % (
+            p["path"], info["torn_tail_repaired"],
+            "moved to %s and cut off" % info["torn_tail_file"] if info["torn_tail_file"]
+            else "it would be moved to %s.torn-<timestamp> and cut off" % p["path"]))
+    return dict(changed=changed, entry=entry, seq=entry["seq"], hash=entry["hash"], redacted=redacted,
+                path=p["path"], **info)

@@ -37,7 +37,8 @@ complete JSON) is a *torn tail* (a write interrupted by a crash, or a
 truncation) and makes the ledger invalid.
 
 Evidence keys matching ``password|token|secret|webhook|creds|authorization``
-(case-insensitive, at any depth) are redacted by :func:`build_record`, before anything is written.
+(case-insensitive, at any depth) are redacted by :func:`build_record`, before anything is written, and so is the
+userinfo (``user:password@``) of any URL in an evidence value or in ``reason``.
 The key never appears in an entry, a result or an error message.
 """
 
@@ -52,7 +53,7 @@ import json
 import re
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.canonical_json import canonical_json, check_json
-from ansible_collections.stagegate.rollout.plugins.module_utils.redact import REDACTED
+from ansible_collections.stagegate.rollout.plugins.module_utils.redact import REDACTED, URL_USERINFO, scrub, url_secrets
 
 GENESIS_HASH = "0" * 64
 SECRET_KEY_RE = re.compile(r"(password|token|secret|webhook|creds|authorization)", re.IGNORECASE)
@@ -124,6 +125,15 @@ def redact(value, path="evidence", found=None, secrets=None):
         return out
     if isinstance(value, (list, tuple)):
         return [redact(v, "%s[%d]" % (path, i), found, secrets) for i, v in enumerate(value)]
+    return _without_userinfo(value, path, found, secrets)
+
+
+def _without_userinfo(value, path, found, secrets):
+    """``value`` with the userinfo of every URL in it redacted (a string), else as it is; records what it did."""
+    if isinstance(value, str) and URL_USERINFO.search(value):
+        found.append(path)
+        secrets.extend(url_secrets(value))
+        return scrub(value)
     return value
 
 
@@ -171,6 +181,7 @@ def build_record(release, phase, event, step=None, decision=None, reason=None, e
     found, secrets = [], []
     clean = redact(evidence, "evidence", found, secrets)
     values["evidence"] = clean
+    values["reason"] = _without_userinfo(values["reason"], "reason", found, secrets)
     return values, found, secrets
 
 

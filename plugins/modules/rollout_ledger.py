@@ -92,7 +92,8 @@ options:
     type: str
   evidence:
     description:
-      - Measured values, thresholds, verdicts, fingerprints backing the decision. Secret-looking keys are redacted.
+      - Measured values, thresholds, verdicts, fingerprints backing the decision. Secret-looking keys are redacted,
+        and so is the userinfo (C(user:password@)) of any URL in a value (or in O(reason)).
     type: dict
     default: {}
   once:
@@ -202,7 +203,7 @@ hash:
   returned: when action is append
   type: str
 redacted:
-  description: Dotted paths of the evidence values that were redacted.
+  description: Dotted paths of the evidence values that were redacted (and C(reason) when a URL's userinfo was taken out of it).
   returned: when action is append
   type: list
   elements: str
@@ -301,101 +302,21 @@ head_found:
   type: bool
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.stagegate.rollout.plugins.module_utils.ledger import (
-    KEY_ENV, Ledger, LedgerError, build_record, incomplete_rollbacks, read_entries,
-    unfinished_attempts, held_releases)
+    ARGUMENT_SPEC, REQUIRED_IF, LedgerRunError, run_ledger)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            action=dict(type="str", default="append", choices=["append", "verify", "read", "show"]),
-            key=dict(type="str", no_log=True, fallback=(env_fallback, [KEY_ENV])),
-            adopt_unkeyed=dict(type="bool", default=False),
-            repair_torn_tail=dict(type="bool", default=False),
-            release=dict(type="str"),
-            phase=dict(type="str"),
-            step=dict(type="raw"),
-            event=dict(type="str"),
-            decision=dict(type="str"),
-            reason=dict(type="str"),
-            evidence=dict(type="dict", default={}),
-            once=dict(type="bool", default=False),
-            expected_head=dict(type="str"),
-            fail_on_invalid=dict(type="bool", default=True),
-            release_filter=dict(type="str"),
-            phase_filter=dict(type="str"),
-            last=dict(type="int"),
-        ),
-        required_if=[("action", "append", ("release", "phase", "event"))],
-        supports_check_mode=True,
-    )
-    p = module.params
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
     try:
-        ledger = Ledger(p["path"], key=p["key"])  # an empty key is refused, not taken for "no key"
-    except LedgerError as exc:
-        module.fail_json(msg=to_native(exc))
-
-    if p["action"] == "append":
-        try:
-            record, redacted, secrets = build_record(p["release"], p["phase"], p["event"], step=p["step"],
-                                                     decision=p["decision"], reason=p["reason"],
-                                                     evidence=p["evidence"])
-        except LedgerError as exc:
-            module.fail_json(msg=to_native(exc))
-        # the raw values stay out of every result, including the -vvv invocation
-        for secret in secrets:
-            if len(secret) >= 3:
-                module.no_log_values.add(secret)
-        try:
-            entry, changed, info = ledger.append(record, once=p["once"], check_mode=module.check_mode,
-                                                 expected_head=p["expected_head"], adopt_unkeyed=p["adopt_unkeyed"],
-                                                 repair_torn_tail=p["repair_torn_tail"])
-        except LedgerError as exc:
-            module.fail_json(msg=to_native(exc))
-        if info["torn_tail_repaired"]:
-            module.warn("ledger %s ends with a torn tail of %d bytes; %s" % (
-                p["path"], info["torn_tail_repaired"],
-                "moved to %s and cut off" % info["torn_tail_file"] if info["torn_tail_file"]
-                else "it would be moved to %s.torn-<timestamp> and cut off" % p["path"]))
-        module.exit_json(changed=changed, entry=entry, seq=entry["seq"], hash=entry["hash"], redacted=redacted,
-                         path=p["path"], **info)
-
-    try:
-        data = ledger.read_bytes()
-        state = ledger.verify_data(data, expected_head=p["expected_head"])
-    except LedgerError as exc:
-        module.fail_json(msg=to_native(exc))
-    if state["keyed_entries"] and not ledger.keyed:
-        module.warn("ledger %s has entries with a mac but no key was given: they were only hash-checked "
-                    "(authenticated=false)" % p["path"])
-
-    if p["action"] == "verify":
-        result = dict(changed=False, path=p["path"], **state)
-        if not state["valid"] and p["fail_on_invalid"]:
-            module.fail_json(msg="ledger %s is broken at seq %s: %s" % (p["path"], state["broken_seq"], state["problem"]),
-                             **result)
-        module.exit_json(**result)
-
-    # read / show
-    entries = read_entries(data, strict=False)
-    state["unfinished"] = unfinished_attempts(entries)
-    state["incomplete"] = incomplete_rollbacks(entries)
-    state["held"] = held_releases(entries)
-    if p["release_filter"] is not None:
-        entries = [e for e in entries if e.get("release") == p["release_filter"]]
-    if p["phase_filter"] is not None:
-        entries = [e for e in entries if e.get("phase") == p["phase_filter"]]
-    if p["last"] is not None:
-        if p["last"] < 0:
-            module.fail_json(msg="last must be 0 or more, got %d" % p["last"])
-        entries = entries[len(entries) - p["last"]:] if p["last"] else []
-    state["entries"] = entries
-    module.exit_json(changed=False, path=p["path"], **state)
+        result = run_ledger(module.params, check_mode=module.check_mode, secrets=module.no_log_values,
+                            warn=module.warn)
+    except LedgerRunError as exc:
+        module.fail_json(msg=to_native(exc), **exc.result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":
