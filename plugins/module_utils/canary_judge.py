@@ -315,13 +315,31 @@ class CanaryJudge:
 
     # ------------------------------------------------------------------
     def _streams(self):
+        """The streams whose fail evidence counts now: errors, and each latency test while the canary's observed
+        quantile is beyond ``latency_tolerance`` (``_slower_beyond_tolerance``)."""
         out = [self.errors]
-        if self.shift is not None:
+        if self.shift is not None and self._slower_beyond_tolerance((0.5, 0.9)):
             out.append(self.shift)
         for item in self.latency:
-            if item["stream"] is not None:
+            if item["stream"] is not None and self._slower_beyond_tolerance((item["q"],)):
                 out.append(item["stream"])
         return out
+
+    def _slower_beyond_tolerance(self, quantiles):
+        """Whether the canary's observed value of any of ``quantiles`` is more than ``latency_tolerance`` above
+        the baseline's: only then does a latency test's evidence count towards a fail (a proven but smaller
+        slowdown is no rollback; holding a fail back never adds a false one)."""
+        tol = self.options["latency_tolerance"]
+        if tol <= 0:
+            return True
+        if self.hist_c is None or self.hist_b is None:
+            return False
+        for q in quantiles:
+            qc = histogram_quantile(q, self.bounds, self.hist_c)
+            qb = histogram_quantile(q, self.bounds, self.hist_b)
+            if qc is not None and qb is not None and qc > qb * (1.0 + tol):
+                return True
+        return False
 
     def _decide(self, now, note=None):
         o = self.options

@@ -25,6 +25,15 @@ latency_shift_weight (0.8): share of the latency alpha spent on the shift
     test over the whole histogram (a stratified rank test, ShiftStream);
     the rest is split equally across the latency quantiles' fail tests.
     0 turns the shift test off (the quantiles then get all of it).
+latency_tolerance (0.05): a latency fail test counts towards a fail only
+    while the canary's observed quantile is more than this much above the
+    baseline's (+5%): its own quantile for a quantile's test, p50 or p90 for
+    the shift test.  A slowdown proven but smaller than that (a canary 2 %
+    slower, given enough requests) is not a rollback.  It only ever holds a
+    fail back, so alpha still bounds the false rollbacks; 0 fails on any
+    proven slowdown.  The quantiles are interpolated inside the buckets (as
+    Prometheus's histogram_quantile): with wide buckets they exaggerate a
+    small shift, and the tolerance holds less.
 min_requests (0): no "pass" before this many canary requests.
 max_requests (None): canary requests after which the verdict becomes
     "inconclusive" when neither proof has been reached.
@@ -126,6 +135,7 @@ JUDGE_DEFAULTS = {
     "latency_margin": 0.05,
     "error_weight": 0.5,
     "latency_shift_weight": 0.8,
+    "latency_tolerance": 0.05,
     "min_requests": 0,
     "max_requests": None,
     "max_seconds": None,
@@ -155,6 +165,10 @@ def validate_options(o):
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0.0 <= v < 1.0):
         raise JudgeError("latency_shift_weight must be in [0, 1), got %r" % (v,))
     o["latency_shift_weight"] = float(v)
+    v = o["latency_tolerance"]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0.0 <= v < 10.0):
+        raise JudgeError("latency_tolerance must be a relative slowdown >= 0 (0.05 = +5%%), got %r" % (v,))
+    o["latency_tolerance"] = float(v)
     v = o["error_margin"]
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 1.0:
         raise JudgeError("error_margin must be a ratio > 1 (e.g. 1.25), got %r" % (v,))

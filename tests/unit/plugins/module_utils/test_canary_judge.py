@@ -266,6 +266,44 @@ def test_latency_shift_test_catches_a_whole_distribution_shift_first():
     assert sum(looks[0.8]) < 0.85 * sum(looks[0.0])
 
 
+FINE_BOUNDS = tuple(round(0.02 + 0.01 * i, 2) for i in range(79)) + (1.0, float("inf"))
+
+
+def _judge_slowdown(seed, factor, looks=80, per_arm=200, **opts):
+    """A judge over ``looks`` looks of ``per_arm`` requests an arm, the canary's latency ``factor`` times the
+    baseline's, in buckets of 10 ms up to 800 ms (the median 100 ms; interpolated quantiles are accurate there)."""
+    rng = random.Random(seed)
+    judge = CanaryJudge(alpha=0.01, canary_share=0.5, **opts)
+    hist = {"canary": [0] * len(FINE_BOUNDS), "baseline": [0] * len(FINE_BOUNDS)}
+    res = None
+    for t in range(1, looks + 1):
+        counts = {}
+        for arm, f in (("canary", factor), ("baseline", 1.0)):
+            for dummy in range(per_arm):
+                hist[arm][bisect.bisect_left(FINE_BOUNDS, f * rng.lognormvariate(math.log(0.1), 0.5))] += 1
+            cum = dict(zip(FINE_BOUNDS, _cumsum(hist[arm])))
+            counts[arm] = {"requests": per_arm * t, "errors": 0, "latency_buckets": cum}
+        res = judge.observe(baseline=counts["baseline"], canary=counts["canary"], now=10.0 * t)
+        if res["verdict"] == "fail":
+            break
+    return res
+
+
+def test_a_slowdown_below_the_latency_tolerance_is_mostly_no_rollback():
+    """A canary 3 % slower on every request, 10 streams of 24,000 requests an arm: with latency_tolerance 0 the
+    shift test proves it and fails the canary in (almost) every stream; under the default 5 % tolerance the latency
+    evidence counts only while an observed quantile is 5 % above the baseline's - early, noisy quantiles still open
+    that gate now and then, so a few streams fail. A canary 12 % slower is failed by the shift test every time."""
+    strict = tolerant = 0
+    for seed in range(700, 710):
+        res = _judge_slowdown(seed, 1.03, looks=120, latency_tolerance=0)
+        strict += res["verdict"] == "fail" and res["reason"].startswith("latency_shift")
+        tolerant += _judge_slowdown(seed, 1.03, looks=120)["verdict"] == "fail"
+        res = _judge_slowdown(seed, 1.12, looks=120)
+        assert res["verdict"] == "fail" and res["reason"].startswith("latency_shift"), res["reason"]
+    assert strict >= 9 and tolerant <= 4, (strict, tolerant)
+
+
 def test_shift_stream_aa_false_fail_rate_bounded():
     """The shift test alone under H0 (same distribution, random split per batch), alpha = 0.1, 300 streams x 60
     batches of ~10 requests per arm, looked at after every batch: at most alpha of them ever cross 1 / alpha."""
@@ -335,7 +373,7 @@ def test_fail_adds_up_the_streams_alpha_weighted_evidence(monkeypatch):
     (the sum is a supermartingale starting at alpha under H0); just below 1 it is not."""
     counts = {"requests": 10, "errors": 0, "latency_buckets": {0.1: 5, 0.25: 9, "+Inf": 10}}
     for part, verdict in ((0.55, "fail"), (0.45, "continue")):
-        judge = CanaryJudge(alpha=0.01, canary_share=0.5)
+        judge = CanaryJudge(alpha=0.01, canary_share=0.5, latency_tolerance=0)
         judge.observe(baseline=counts, canary=counts, now=0)
         for st in (judge.errors, judge.shift):
             value = math.log(part / st.alpha)
