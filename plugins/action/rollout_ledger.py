@@ -26,6 +26,7 @@ MODULE = "stagegate.rollout.rollout_ledger"
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _supports_check_mode = True
+    _supports_async = True
     _VALID_ARGS = frozenset(ARGUMENT_SPEC)
 
     def _in_process(self):
@@ -37,8 +38,12 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp  # no effect
         if not self._in_process():
-            result.update(self._execute_module(module_name=MODULE, module_args=self._task.args, task_vars=task_vars))
-            self._remove_tmp_path(self._connection._shell.tmpdir)
+            # as ansible.builtin.normal runs a module
+            wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
+            result.update(self._execute_module(module_name=MODULE, module_args=self._task.args, task_vars=task_vars,
+                                               wrap_async=wrap_async))
+            if not wrap_async:
+                self._remove_tmp_path(self._connection._shell.tmpdir)
             return result
         validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF)
         secrets, warnings = set(validation._no_log_values), []

@@ -36,7 +36,7 @@ def run(args, transport="local", check=False, become=False, environment=None):
     act = action.ActionModule(task, connection, play_context, loader=None, templar=None, shared_loader_obj=None)
     calls = []
 
-    def execute(module_name, module_args, task_vars):
+    def execute(module_name, module_args, task_vars, wrap_async=False):
         calls.append((module_name, dict(module_args)))
         return {"changed": False, "ran": "module"}
 
