@@ -20,6 +20,8 @@ import time
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.stagegate.rollout.plugins.module_utils.judge_session import MIN_LOOK_SECONDS
+
 display = Display()
 
 MODULE = "stagegate.rollout.canary_judge"
@@ -130,7 +132,7 @@ class ActionModule(ActionBase):
                 first_look = time.monotonic()       # the first round's one look was its last step
             left = timeout - (time.monotonic() - first_look)
             # no round is started that could not read the metrics once in its time (it would fail closed)
-            done = res.get("verdict") != "continue" or left - overhead < 1.0
+            done = res.get("verdict") != "continue" or left - overhead < MIN_LOOK_SECONDS
             line = verdict_line(dict(res, looks=looks)) if done else progress_line(res, max_seconds, left)
             display.display(line)
             lines.append(line)

@@ -37,6 +37,10 @@ from ansible_collections.stagegate.rollout.plugins.module_utils.fast_abort impor
 from ansible_collections.stagegate.rollout.plugins.module_utils.metric_base import (
     DeadlineError, MetricError, seconds_text)
 
+# the least time left of a task's timeout with which a later look is started (the first look always is): reading
+# a look's queries must not fail closed because the loop's own timing left it nothing
+MIN_LOOK_SECONDS = 1.0
+
 JUDGE_OPTIONS = ("pass_alpha", "error_margin", "error_abs_margin", "latency_quantiles", "latency_margin",
                  "error_weight", "min_requests", "max_requests", "max_seconds", "min_seconds")
 # what may change when a saved state goes on into a new step (another traffic share)
@@ -394,9 +398,13 @@ def run_looks(module, analyses, provider=None):
         history.append(history_entry(result, decided_at))
         if result["verdict"] != "continue" or p["interval"] <= 0 or 0 < p["looks"] <= len(history):
             break
-        if time.monotonic() + p["interval"] > deadline:
+        # no look is started with less than MIN_LOOK_SECONDS of the timeout left to read the metrics: that look
+        # would fail closed on this loop's own timing (a busy machine's sleep or module start), not on the source
+        if time.monotonic() + p["interval"] + MIN_LOOK_SECONDS > deadline:
             break
         time.sleep(p["interval"])
+        if deadline - time.monotonic() < MIN_LOOK_SECONDS:
+            break       # the sleep overran
     module.abort_on_error = None
     return result, history, aborted
 

@@ -327,3 +327,55 @@ def test_read_counts_names_the_fields_left_of_the_later_analyses():
                     later=["analyses.b.queries"])
     assert str(err.value) == ("analyses.a.queries.baseline: deadline passed (look budget 2.5 s; not read: "
                               "analyses.a.queries.baseline.errors, analyses.a.queries.canary, analyses.b.queries)")
+
+
+class _Clock:
+    """A fake monotonic clock: sleeps advance it (by ``overrun`` more than asked), every provider read costs
+    ``read`` seconds."""
+
+    def __init__(self, overrun=0.0, read=0.01):
+        self.now = 100.0
+        self.overrun = overrun
+        self.read = read
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds + self.overrun
+
+
+class _TimedRounds(_Rounds):
+    """_Rounds on a fake clock, recording the budget each look was given."""
+
+    def __init__(self, rates, clock):
+        _Rounds.__init__(self, rates)
+        self.clock = clock
+        self.budgets = []
+
+    def begin_round(self, budget=None):
+        _Rounds.begin_round(self, budget)
+        self.budgets.append(budget)
+
+    def scalar(self, query):
+        self.clock.now += self.clock.read
+        return _Rounds.scalar(self, query)
+
+
+@pytest.mark.parametrize("timeout, interval, overrun, looks", [
+    (5.05, 5, 0.0, 1),      # a second look would start with 0.01 s left: it is not started
+    (6.5, 5, 0.0, 2),       # 1.46 s left at the second look: it is made
+    (6.5, 5, 0.8, 1),       # the sleep overran to 0.66 s left: no look after it
+    (30, 2, 0.3, 13),       # looks every 2.3 s until less than 1 s + the interval is left
+])
+def test_no_look_is_started_with_less_than_a_second_of_the_timeout_left(aborts, monkeypatch, timeout, interval,
+                                                                        overrun, looks):
+    clock = _Clock(overrun=overrun)
+    monkeypatch.setattr(judge_session.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(judge_session.time, "sleep", clock.sleep)
+    provider = _TimedRounds({"main": SLOW_HEALTHY}, clock)
+    out = run_judge(_Module(provider, timeout=timeout, interval=interval, min_seconds=3600))
+    assert out["looks"] == looks and out["verdict"] == "continue", out["history"]
+    assert provider.budgets[0] == pytest.approx(timeout)
+    assert all(b >= judge_session.MIN_LOOK_SECONDS for b in provider.budgets), provider.budgets
+    assert not aborts
