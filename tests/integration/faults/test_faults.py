@@ -52,8 +52,8 @@ pytestmark = pytest.mark.slow
 
 STEPS = [{"weight": 10, "analysis_seconds": 6}, {"weight": 50, "analysis_seconds": 6}]
 JUDGE_INTERVAL = 2
-# the judge's own timeout of a step (phase_canary/tasks/step.yml): analysis + 2 intervals
-JUDGE_TIMEOUT = STEPS[0]["analysis_seconds"] + 2 * JUDGE_INTERVAL
+# the judge's own timeout of a step (phase_canary/tasks/step.yml): analysis + 2 intervals, at least + 10 s
+JUDGE_TIMEOUT = STEPS[0]["analysis_seconds"] + max(2 * JUDGE_INTERVAL, 10)
 HOSTS = ["app1"]
 RERUN = {"rollout_rerun": True}
 
